@@ -1,0 +1,46 @@
+"""`edgekit <command>`: each subcommand parses flags and calls one public library function.
+
+Command modules import heavy libraries (torch, onnx) inside their handlers only, so `edgekit serve`
+and `edgekit bench` start on a device that has just the runtime extra.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import logging
+import sys
+
+from edgekit import __version__
+from edgekit.errors import EdgekitError
+
+# One module per pipeline stage; each defines register(subparsers).
+COMMAND_MODULES = ["distill", "profiles"]
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="edgekit", description="Distil, export, bundle, serve and benchmark models for edge devices.")
+    parser.add_argument("--version", action="version", version=f"edgekit {__version__}")
+    parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+    for name in COMMAND_MODULES:
+        importlib.import_module(f"edgekit.cli.{name}").register(sub)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    try:
+        rc = args.handler(args)
+    except EdgekitError as exc:
+        print(f"edgekit {args.command}: error: {exc}", file=sys.stderr)
+        return exc.exit_code
+    except KeyboardInterrupt:
+        return 130
+    return int(rc or 0)
+
+
+def csv_list(text: str) -> list[str]:
+    return [t.strip() for t in text.split(",") if t.strip()]

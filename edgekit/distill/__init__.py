@@ -1,0 +1,1 @@
+"""Distillation: teacher training, Hinton KD and black-box KD, evaluation report."""

@@ -1,0 +1,98 @@
+"""Sensor-window models. Input is always [batch, window, channels] float32, as the device feeds it."""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from edgekit.models.registry import MODELS
+
+
+class CausalConv1d(nn.Conv1d):
+    """Conv1d that only looks back in time (left padding), so a window's last step never sees the future."""
+
+    def __init__(self, cin: int, cout: int, kernel_size: int, dilation: int = 1) -> None:
+        super().__init__(cin, cout, kernel_size, dilation=dilation)
+        self.left = (kernel_size - 1) * dilation
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return super().forward(F.pad(x, (self.left, 0)))
+
+
+class TemporalBlock(nn.Module):
+    def __init__(self, cin: int, cout: int, kernel_size: int, dilation: int, dropout: float) -> None:
+        super().__init__()
+        self.conv1 = CausalConv1d(cin, cout, kernel_size, dilation)
+        self.conv2 = CausalConv1d(cout, cout, kernel_size, dilation)
+        self.drop = nn.Dropout(dropout)
+        self.skip = nn.Conv1d(cin, cout, 1) if cin != cout else nn.Identity()
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        h = self.drop(F.relu(self.conv1(x)))
+        h = self.drop(F.relu(self.conv2(h)))
+        return F.relu(h + self.skip(x))
+
+
+@MODELS.register("tcn")
+class TCN(nn.Module):
+    """Temporal convolutional network (dilations 1, 2, 4, ...) reading the last step's features.
+
+    `out_dim=2` gives normal/anomaly logits; `out_dim=1` regresses an anomaly score.
+    """
+
+    def __init__(self, channels: int, hidden: int = 64, levels: int = 3, kernel_size: int = 3, dropout: float = 0.1, out_dim: int = 2) -> None:
+        super().__init__()
+        blocks, cin = [], channels
+        for i in range(levels):
+            blocks.append(TemporalBlock(cin, hidden, kernel_size, 2**i, dropout))
+            cin = hidden
+        self.blocks = nn.Sequential(*blocks)
+        self.head = nn.Linear(hidden, out_dim)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        h = self.blocks(x.transpose(1, 2))  # [B, hidden, W]
+        return self.head(h[:, :, -1])
+
+
+@MODELS.register("autoencoder")
+class WindowAutoencoder(nn.Module):
+    """Dense autoencoder over a flattened window; trained on normal data, its reconstruction error is
+    the anomaly score (the MLPerf Tiny anomaly-detection recipe)."""
+
+    def __init__(self, channels: int, window: int, hidden: tuple[int, ...] | list[int] = (512, 256), bottleneck: int = 16) -> None:
+        super().__init__()
+        dims = [channels * window, *hidden, bottleneck]
+        enc, dec = [], []
+        for a, b in zip(dims[:-1], dims[1:], strict=True):
+            enc += [nn.Linear(a, b), nn.ReLU()]
+        rdims = dims[::-1]
+        for i, (a, b) in enumerate(zip(rdims[:-1], rdims[1:], strict=True)):
+            dec += [nn.Linear(a, b)] + ([nn.ReLU()] if i < len(rdims) - 2 else [])
+        self.encoder = nn.Sequential(*enc[:-1])  # linear bottleneck
+        self.decoder = nn.Sequential(*dec)
+
+    def reconstruct(self, x: torch.Tensor) -> torch.Tensor:
+        flat = x.reshape(x.shape[0], -1)
+        return self.decoder(self.encoder(flat)).reshape(x.shape)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """Anomaly score [B, 1]: log of the mean squared reconstruction error."""
+        err = (self.reconstruct(x) - x).pow(2).reshape(x.shape[0], -1).mean(dim=1, keepdim=True)
+        return torch.log(err + 1e-8)
+
+
+@MODELS.register("mlp")
+class WindowMLP(nn.Module):
+    """Small dense network over the flattened window; a compact student for short windows."""
+
+    def __init__(self, channels: int, window: int, hidden: tuple[int, ...] | list[int] = (32, 16), out_dim: int = 1) -> None:
+        super().__init__()
+        dims = [channels * window, *hidden]
+        layers: list[nn.Module] = []
+        for a, b in zip(dims[:-1], dims[1:], strict=True):
+            layers += [nn.Linear(a, b), nn.ReLU()]
+        self.net = nn.Sequential(*layers, nn.Linear(dims[-1], out_dim))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.net(x.reshape(x.shape[0], -1))
