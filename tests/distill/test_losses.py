@@ -1,0 +1,43 @@
+import math
+
+import pytest
+import torch
+import torch.nn.functional as F
+
+from edgekit.distill.losses import LOSSES, probs_to_logits
+
+hinton = LOSSES.get("hinton")
+
+
+def test_known_value():
+    s = torch.tensor([[0.0, 0.0]])
+    t = torch.tensor([[math.log(3.0), 0.0]])  # softmax(t) = [0.75, 0.25]
+    # KL([.75,.25] || [.5,.5]) = .75 ln 1.5 + .25 ln .5
+    kl = 0.75 * math.log(1.5) + 0.25 * math.log(0.5)
+    assert hinton(s, t, None, temperature=1.0) == pytest.approx(kl, rel=1e-6)
+
+
+def test_temperature_squared_scaling():
+    torch.manual_seed(0)
+    s, t = torch.randn(8, 2), torch.randn(8, 2)
+    T = 3.0
+    kl_t = F.kl_div(F.log_softmax(s / T, 1), F.softmax(t / T, 1), reduction="batchmean")
+    assert hinton(s, t, None, temperature=T) == pytest.approx(float(kl_t) * T * T, rel=1e-5)
+
+
+def test_alpha_one_is_cross_entropy_and_alpha_zero_is_soft_only():
+    torch.manual_seed(1)
+    s, t = torch.randn(16, 2), torch.randn(16, 2)
+    y = torch.randint(0, 2, (16,))
+    assert hinton(s, t, y, temperature=4.0, alpha=1.0) == pytest.approx(float(F.cross_entropy(s, y)), rel=1e-6)
+    assert hinton(s, t, y, temperature=4.0, alpha=0.0) == pytest.approx(float(hinton(s, t, None, temperature=4.0)), rel=1e-6)
+
+
+def test_identical_logits_give_zero_soft_loss():
+    s = torch.randn(4, 2)
+    assert float(hinton(s, s.clone(), None)) == pytest.approx(0.0, abs=1e-6)
+
+
+def test_probabilities_as_teacher_logits():
+    p = torch.tensor([[0.2, 0.8]])
+    assert torch.allclose(torch.softmax(probs_to_logits(p), 1), p, atol=1e-6)
