@@ -32,7 +32,9 @@ def machine() -> str:
 
 
 def write_section(name: str, title: str, body: str, command: str | None = None) -> None:
-    command = command or "python " + " ".join([os.path.relpath(sys.argv[0], RESULTS.parent.parent), *sys.argv[1:]])
+    command = command or "python " + " ".join(
+        [os.path.relpath(sys.argv[0], RESULTS.parent.parent), *sys.argv[1:]]
+    )
     stamp = datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
     section = (
         f"<!-- BEGIN {name} -->\n## {title}\n\n"

@@ -15,9 +15,9 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _results import write_section  # noqa: E402
+from _results import write_section
 
-from edgekit.distill.pipeline import DistillConfig, distill  # noqa: E402
+from edgekit.distill.pipeline import DistillConfig, distill
 
 
 def main() -> None:
@@ -35,11 +35,15 @@ def main() -> None:
             wall = time.time() - t0
             print(f"\n## {ds}, seed {seed} ({report['mode']}, {wall:.0f} s)\n\n{report['table']}", flush=True)
             if seed == args.seeds[0]:
-                body.append(f"### {ds} ({report['mode']}, window {report['window']}, hop {report['hop']}), seed {seed}, "
-                            f"{report['windows']['test']} test windows, training took {wall:.0f} s\n\n{report['table']}\n")
+                body.append(
+                    f"### {ds} ({report['mode']}, window {report['window']}, hop {report['hop']}), seed {seed}, "
+                    f"{report['windows']['test']} test windows, training took {wall:.0f} s\n\n{report['table']}\n"
+                )
             for k in f1:
                 f1[k].append(report[k]["f1"])
-        summary = ", ".join(f"{k} {statistics.mean(v):.3f} ± {statistics.pstdev(v):.3f}" for k, v in f1.items())
+        summary = ", ".join(
+            f"{k} {statistics.mean(v):.3f} ± {statistics.pstdev(v):.3f}" for k, v in f1.items()
+        )
         wins = sum(s > n for s, n in zip(f1["student"], f1["student_no_kd"], strict=True))
         line = f"{ds}: test F1 over seeds {args.seeds} (mean ± sd): {summary}; distilled student beat no-KD in {wins}/{len(args.seeds)} seeds."
         print("\n" + line)

@@ -19,9 +19,13 @@ def free_port() -> int:
 
 
 def find_mosquitto() -> str:
-    path = shutil.which("mosquitto") or next((p for p in ("/usr/sbin/mosquitto", "/usr/local/sbin/mosquitto") if Path(p).exists()), None)
+    path = shutil.which("mosquitto") or next(
+        (p for p in ("/usr/sbin/mosquitto", "/usr/local/sbin/mosquitto") if Path(p).exists()), None
+    )
     if not path:
-        raise EdgekitError("mosquitto is not installed (apt-get install -y mosquitto), or pass --broker mqtt://HOST:PORT")
+        raise EdgekitError(
+            "mosquitto is not installed (apt-get install -y mosquitto), or pass --broker mqtt://HOST:PORT"
+        )
     return path
 
 
@@ -55,11 +59,15 @@ class Broker:
     def start(self, timeout: float = 10.0) -> Broker:
         conf = self._write_conf()
         log = open(Path(self._dir.name) / "mosquitto.log", "ab")  # noqa: SIM115  closed with the process
-        self.proc = subprocess.Popen([find_mosquitto(), "-c", str(conf)], stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+        self.proc = subprocess.Popen(
+            [find_mosquitto(), "-c", str(conf)], stdout=log, stderr=subprocess.STDOUT, start_new_session=True
+        )
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:
-                raise EdgekitError(f"mosquitto exited at start (code {self.proc.returncode}); log: {self.log_text()[-500:]}")
+                raise EdgekitError(
+                    f"mosquitto exited at start (code {self.proc.returncode}); log: {self.log_text()[-500:]}"
+                )
             try:
                 with socket.create_connection(("127.0.0.1", self.port), timeout=0.2):
                     return self

@@ -53,7 +53,9 @@ def _convert(tp: Any, value: Any, where: str, field: str) -> Any:
         unknown = sorted(set(value) - set(fields))
         if unknown:
             prefix = f"{field}." if field else ""
-            raise _fail(where, prefix + str(unknown[0]), f"is not a known setting (known: {', '.join(fields)})")
+            raise _fail(
+                where, prefix + str(unknown[0]), f"is not a known setting (known: {', '.join(fields)})"
+            )
         kwargs = {}
         for name, f in fields.items():
             sub = f"{field}.{name}" if field else name
@@ -77,7 +79,9 @@ def _convert(tp: Any, value: Any, where: str, field: str) -> Any:
                 return _convert(arg, value, where, field)
             except ConfigError as exc:
                 errors.append(str(exc))
-        raise ConfigError(errors[0] if len(errors) == 1 else f"{where}: field '{field}' has an invalid value {value!r}")
+        raise ConfigError(
+            errors[0] if len(errors) == 1 else f"{where}: field '{field}' has an invalid value {value!r}"
+        )
     if origin is Literal:
         allowed = get_args(tp)
         if value not in allowed:

@@ -35,10 +35,7 @@ def prf(y: np.ndarray, pred: np.ndarray) -> dict[str, float | None]:
     tp, fp, fn, tn = confusion(y, pred)
     precision = tp / (tp + fp) if tp + fp else (None if tp + fn == 0 else 0.0)
     recall = tp / (tp + fn) if tp + fn else None
-    if recall is None:
-        f1 = None
-    else:
-        f1 = 2 * tp / (2 * tp + fp + fn) if (2 * tp + fp + fn) else 0.0
+    f1 = None if recall is None else 2 * tp / (2 * tp + fp + fn) if 2 * tp + fp + fn else 0.0
     return {
         "precision": precision,
         "recall": recall,
@@ -86,7 +83,9 @@ def percentiles(samples_ms: np.ndarray, qs: tuple[float, ...] = (50, 90, 95, 99,
     return out
 
 
-def bootstrap_ci(y: np.ndarray, pred: np.ndarray, metric: str = "f1", n: int = 500, seed: int = 0) -> tuple[float, float] | None:
+def bootstrap_ci(
+    y: np.ndarray, pred: np.ndarray, metric: str = "f1", n: int = 500, seed: int = 0
+) -> tuple[float, float] | None:
     """95% bootstrap interval of a prf() metric over resampled windows."""
     rng = np.random.default_rng(seed)
     vals = []

@@ -14,7 +14,16 @@ QuantMode = Literal["fp32", "fp16", "int8-dynamic", "int8-static-qdq"]
 Percentile = Literal["p50", "p90", "p95", "p99", "p99.9"]
 
 # Providers and options onnxruntime documents; anything else is a typo we should catch early.
-KNOWN_PROVIDERS = ("CPUExecutionProvider", "CUDAExecutionProvider", "TensorrtExecutionProvider", "XnnpackExecutionProvider", "ACLExecutionProvider", "ArmNNExecutionProvider", "OpenVINOExecutionProvider", "CoreMLExecutionProvider")
+KNOWN_PROVIDERS = (
+    "CPUExecutionProvider",
+    "CUDAExecutionProvider",
+    "TensorrtExecutionProvider",
+    "XnnpackExecutionProvider",
+    "ACLExecutionProvider",
+    "ArmNNExecutionProvider",
+    "OpenVINOExecutionProvider",
+    "CoreMLExecutionProvider",
+)
 
 
 @dataclass
@@ -34,7 +43,9 @@ class ExecutionProvider:
 
     def __post_init__(self) -> None:
         if self.name not in KNOWN_PROVIDERS:
-            raise ValueError(f"unknown execution provider {self.name!r} (known: {', '.join(KNOWN_PROVIDERS)})")
+            raise ValueError(
+                f"unknown execution provider {self.name!r} (known: {', '.join(KNOWN_PROVIDERS)})"
+            )
 
 
 @dataclass
@@ -101,7 +112,9 @@ class TargetProfile:
     cpu: str = ""
     cores: int = 1
     threads: Threads = field(default_factory=Threads)
-    execution_providers: list[ExecutionProvider] = field(default_factory=lambda: [ExecutionProvider("CPUExecutionProvider")])
+    execution_providers: list[ExecutionProvider] = field(
+        default_factory=lambda: [ExecutionProvider("CPUExecutionProvider")]
+    )
     quantization: Quantization = field(default_factory=Quantization)
     opset: int = 17
     latency: Latency = field(default_factory=Latency)

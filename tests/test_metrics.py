@@ -26,4 +26,8 @@ def test_thresholds():
 
 def test_percentiles_on_known_samples():
     p = percentiles(np.arange(1, 101, dtype=float))
-    assert p["p50"] == pytest.approx(50.5) and p["p99"] == pytest.approx(99.01) and p["p99.9"] == pytest.approx(99.901)
+    assert (
+        p["p50"] == pytest.approx(50.5)
+        and p["p99"] == pytest.approx(99.01)
+        and p["p99.9"] == pytest.approx(99.901)
+    )

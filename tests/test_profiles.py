@@ -3,12 +3,19 @@ import pytest
 from edgekit.errors import ConfigError
 from edgekit.profiles import list_profiles, load_profile
 
-REQUIRED = {"raspberry-pi-4", "raspberry-pi-5", "jetson-orin-nano", "jetson-xavier-nx", "nxp-imx8m-plus", "x86-gateway"}
+REQUIRED = {
+    "raspberry-pi-4",
+    "raspberry-pi-5",
+    "jetson-orin-nano",
+    "jetson-xavier-nx",
+    "nxp-imx8m-plus",
+    "x86-gateway",
+}
 
 
 def test_all_shipped_profiles_load():
     names = set(list_profiles())
-    assert REQUIRED <= names
+    assert names >= REQUIRED
     for name in names:
         prof = load_profile(name)
         assert prof.latency.budget_ms > 0 and prof.execution_providers

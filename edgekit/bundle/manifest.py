@@ -104,7 +104,9 @@ class Manifest:
         if not isinstance(data, dict):
             raise BundleError(f"{path}: must hold a JSON object")
         if data.get("schema_version") != SCHEMA_VERSION:
-            raise BundleError(f"{path}: schema_version {data.get('schema_version')!r} is not supported (expected {SCHEMA_VERSION})")
+            raise BundleError(
+                f"{path}: schema_version {data.get('schema_version')!r} is not supported (expected {SCHEMA_VERSION})"
+            )
         try:
             return from_dict(cls, data, where=str(path))
         except ConfigError as exc:
@@ -138,7 +140,9 @@ def check_hashes(bundle_dir: str | Path, manifest: Manifest) -> None:
         if name not in actual:
             raise BundleError(f"{bundle_dir}: file {name} listed in the manifest is missing")
         if actual[name] != digest:
-            raise BundleError(f"{bundle_dir}: file {name} does not match its sha256 in the manifest (modified or corrupted)")
+            raise BundleError(
+                f"{bundle_dir}: file {name} does not match its sha256 in the manifest (modified or corrupted)"
+            )
     extra = sorted(set(actual) - set(manifest.files))
     if extra:
         raise BundleError(f"{bundle_dir}: file {extra[0]} is not listed in the manifest")

@@ -16,7 +16,9 @@ from edgekit.bundle.manifest import MANIFEST, SIGNATURE, Manifest, check_hashes
 from edgekit.errors import BundleError
 
 
-def keygen(private_path: str | Path, public_path: str | Path | None = None, overwrite: bool = False) -> tuple[Path, Path]:
+def keygen(
+    private_path: str | Path, public_path: str | Path | None = None, overwrite: bool = False
+) -> tuple[Path, Path]:
     """Write a new Ed25519 key pair as PEM files (private key mode 0600)."""
     private_path = Path(private_path)
     public_path = Path(public_path) if public_path else private_path.with_suffix(".pub")
@@ -26,10 +28,16 @@ def keygen(private_path: str | Path, public_path: str | Path | None = None, over
     key = Ed25519PrivateKey.generate()
     private_path.parent.mkdir(parents=True, exist_ok=True)
     private_path.write_bytes(
-        key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption())
+        key.private_bytes(
+            serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+        )
     )
     private_path.chmod(0o600)
-    public_path.write_bytes(key.public_key().public_bytes(serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo))
+    public_path.write_bytes(
+        key.public_key().public_bytes(
+            serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
+        )
+    )
     return private_path, public_path
 
 
@@ -80,7 +88,9 @@ def verify_bundle(bundle_dir: str | Path, public_key: str | Path | None) -> Mani
         try:
             load_public_key(public_key).verify(sig_path.read_bytes(), manifest_path.read_bytes())
         except InvalidSignature:
-            raise BundleError(f"{bundle_dir}: signature does not match {MANIFEST} (tampered, or signed with another key)") from None
+            raise BundleError(
+                f"{bundle_dir}: signature does not match {MANIFEST} (tampered, or signed with another key)"
+            ) from None
     manifest = Manifest.load(bundle_dir)
     check_hashes(bundle_dir, manifest)
     return manifest

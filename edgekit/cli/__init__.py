@@ -19,7 +19,9 @@ COMMAND_MODULES = ["distill", "profiles", "demo"]
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="edgekit", description="Distil, export, bundle, serve and benchmark models for edge devices.")
+    parser = argparse.ArgumentParser(
+        prog="edgekit", description="Distil, export, bundle, serve and benchmark models for edge devices."
+    )
     parser.add_argument("--version", action="version", version=f"edgekit {__version__}")
     parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
@@ -31,7 +33,9 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
-    logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    logging.basicConfig(
+        level=logging.DEBUG if args.verbose else logging.INFO, format="%(levelname)s %(name)s: %(message)s"
+    )
     try:
         rc = args.handler(args)
     except EdgekitError as exc:

@@ -27,5 +27,7 @@ def run(args: argparse.Namespace) -> int:
     for name in list_profiles():
         prof = load_profile(name)
         eps = ",".join(n.replace("ExecutionProvider", "") for n in prof.provider_names)
-        print(f"{name:<20} {prof.arch:<8} {prof.quantization.mode:<16} {eps:<20} budget {prof.latency.budget_ms:g} ms {prof.latency.percentile}")
+        print(
+            f"{name:<20} {prof.arch:<8} {prof.quantization.mode:<16} {eps:<20} budget {prof.latency.budget_ms:g} ms {prof.latency.percentile}"
+        )
     return 0

@@ -5,4 +5,14 @@ from edgekit.data.datasets import DATASETS, load_dataset
 from edgekit.data.table import SensorTable
 from edgekit.data.windows import Normalizer, Splits, WindowSet, make_windows, split_table
 
-__all__ = ["DATASETS", "Normalizer", "SensorTable", "Splits", "WindowSet", "load_csv", "load_dataset", "make_windows", "split_table"]
+__all__ = [
+    "DATASETS",
+    "Normalizer",
+    "SensorTable",
+    "Splits",
+    "WindowSet",
+    "load_csv",
+    "load_dataset",
+    "make_windows",
+    "split_table",
+]

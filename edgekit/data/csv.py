@@ -24,7 +24,9 @@ def _parse_time(text: str, path: Path, row: int, column: str) -> float:
     try:
         return datetime.fromisoformat(text.strip()).timestamp()
     except ValueError:
-        raise DataError(f"{path}: row {row}, timestamp column '{column}': {text!r} is neither unix seconds nor an ISO 8601 time") from None
+        raise DataError(
+            f"{path}: row {row}, timestamp column '{column}': {text!r} is neither unix seconds nor an ISO 8601 time"
+        ) from None
 
 
 def load_csv(
@@ -82,7 +84,9 @@ def load_csv(
             try:
                 values[r, j] = float(cell)
             except ValueError:
-                raise DataError(f"{path}: row {line}, column '{names[j]}': {cell!r} is not a number") from None
+                raise DataError(
+                    f"{path}: row {line}, column '{names[j]}': {cell!r} is not a number"
+                ) from None
             if math.isinf(values[r, j]):
                 raise DataError(f"{path}: row {line}, column '{names[j]}': infinite value")
         if labels is not None:
@@ -104,7 +108,9 @@ def load_csv(
         if not np.array_equal(order, np.arange(len(order))):
             values, stamps = values[order], stamps[order]
             labels = labels[order] if labels is not None else None
-    return SensorTable(name=path.stem, values=values, channels=names, labels=labels, timestamps=stamps, ordered=ordered)
+    return SensorTable(
+        name=path.stem, values=values, channels=names, labels=labels, timestamps=stamps, ordered=ordered
+    )
 
 
 def _fill_short_gaps(values: np.ndarray, names: list[str], path: Path, max_run: int) -> None:
@@ -117,6 +123,10 @@ def _fill_short_gaps(values: np.ndarray, names: list[str], path: Path, max_run: 
         starts, ends = np.flatnonzero(edges == 1), np.flatnonzero(edges == -1)
         for s, e in zip(starts, ends, strict=True):
             if e - s > max_run or s == 0:
-                why = "at the start of the file" if s == 0 else f"{e - s} missing values in a row (at most {max_run} are filled)"
+                why = (
+                    "at the start of the file"
+                    if s == 0
+                    else f"{e - s} missing values in a row (at most {max_run} are filled)"
+                )
                 raise DataError(f"{path}: column '{names[j]}', rows {s + 2}-{e + 1}: {why}")
             col[s:e] = col[s - 1]

@@ -20,7 +20,9 @@ def package_file(package: str, relative: str) -> Path:
     """Path of a data file inside an installed package, without importing the package."""
     spec = importlib.util.find_spec(package)
     if spec is None or not spec.submodule_search_locations:
-        raise DataError(f"package {package!r} is not installed; it ships the data file {relative} (run scripts/setup.sh)")
+        raise DataError(
+            f"package {package!r} is not installed; it ships the data file {relative} (run scripts/setup.sh)"
+        )
     path = Path(next(iter(spec.submodule_search_locations))) / relative
     if not path.is_file():
         raise DataError(f"{path} is missing from the installed {package!r} package")

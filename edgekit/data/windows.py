@@ -76,14 +76,16 @@ class Splits:
     test: SensorTable
 
 
-def split_table(table: SensorTable, fractions: tuple[float, float, float] = (0.6, 0.2, 0.2), seed: int = 0) -> Splits:
+def split_table(
+    table: SensorTable, fractions: tuple[float, float, float] = (0.6, 0.2, 0.2), seed: int = 0
+) -> Splits:
     """Disjoint train/val/test rows: contiguous in time for time series, stratified for independent rows."""
     if abs(sum(fractions) - 1.0) > 1e-6 or min(fractions) <= 0:
         raise DataError(f"split fractions {fractions} must be positive and sum to 1")
     n = len(table)
     if table.ordered:
-        a = int(round(n * fractions[0]))
-        b = a + int(round(n * fractions[1]))
+        a = round(n * fractions[0])
+        b = a + round(n * fractions[1])
         parts = [np.arange(0, a), np.arange(a, b), np.arange(b, n)]
     else:
         rng = np.random.default_rng(seed)
@@ -91,12 +93,14 @@ def split_table(table: SensorTable, fractions: tuple[float, float, float] = (0.6
         parts_lists: list[list[np.ndarray]] = [[], [], []]
         for c in np.unique(classes):
             idx = rng.permutation(np.flatnonzero(classes == c))
-            a = int(round(len(idx) * fractions[0]))
-            b = a + int(round(len(idx) * fractions[1]))
+            a = round(len(idx) * fractions[0])
+            b = a + round(len(idx) * fractions[1])
             for k, chunk in enumerate((idx[:a], idx[a:b], idx[b:])):
                 parts_lists[k].append(chunk)
         parts = [np.sort(np.concatenate(p)) for p in parts_lists]
     for name, idx in zip(("train", "validation", "test"), parts, strict=True):
         if len(idx) == 0:
             raise DataError(f"{table.name}: the {name} split is empty ({n} rows is too few)")
-    return Splits(*(table.take(idx, f"[{k}]") for k, idx in zip(("train", "val", "test"), parts, strict=True)))
+    return Splits(
+        *(table.take(idx, f"[{k}]") for k, idx in zip(("train", "val", "test"), parts, strict=True))
+    )

@@ -31,7 +31,16 @@ def torch_latency_ms(model: nn.Module, example: torch.Tensor, runs: int = 200) -
 def model_metrics(y: np.ndarray | None, score: np.ndarray, threshold: float) -> dict[str, Any]:
     """Quality at the validation-chosen threshold; None for figures that need test labels."""
     out: dict[str, Any] = {"threshold": float(threshold)}
-    keys = ("f1", "precision", "recall", "accuracy", "false_alarm_rate", "roc_auc", f"recall_at_{LOW_FAR:.0%}_far", "f1_ci95")
+    keys = (
+        "f1",
+        "precision",
+        "recall",
+        "accuracy",
+        "false_alarm_rate",
+        "roc_auc",
+        f"recall_at_{LOW_FAR:.0%}_far",
+        "f1_ci95",
+    )
     if y is None:
         return out | dict.fromkeys(keys)
     pred = score >= threshold
@@ -82,10 +91,15 @@ def render_table(report: dict[str, Any]) -> str:
             cells.append(_fmt(v))
         lines.append("| " + " | ".join(cells) + " |")
     lines.append("")
-    lines.append(f"retention (student F1 / teacher F1): {_fmt(report.get('retention'))}; "
-                 f"teacher-student agreement: {_fmt(report.get('agreement'))}; "
-                 f"size ratio teacher/student: {_fmt(report.get('compression'))}x")
+    lines.append(
+        f"retention (student F1 / teacher F1): {_fmt(report.get('retention'))}; "
+        f"teacher-student agreement: {_fmt(report.get('agreement'))}; "
+        f"size ratio teacher/student: {_fmt(report.get('compression'))}x"
+    )
     verdict = report.get("kd_beats_no_kd")
     if verdict is not None:
-        lines.append("distilled student beats the same student without the teacher (F1): " + ("yes" if verdict else "NO"))
+        lines.append(
+            "distilled student beats the same student without the teacher (F1): "
+            + ("yes" if verdict else "NO")
+        )
     return "\n".join(lines)

@@ -40,21 +40,33 @@ def hinton_kd_loss(
 
 
 @LOSSES.register("ce")
-def cross_entropy_loss(student_logits: torch.Tensor, teacher_logits: torch.Tensor | None, labels: torch.Tensor, **_: float) -> torch.Tensor:
+def cross_entropy_loss(
+    student_logits: torch.Tensor, teacher_logits: torch.Tensor | None, labels: torch.Tensor, **_: float
+) -> torch.Tensor:
     """Hard labels only: the baseline student trained without a teacher."""
     return F.cross_entropy(student_logits, labels)
 
 
 @LOSSES.register("score-mse")
-def score_mse_loss(student_out: torch.Tensor, teacher_out: torch.Tensor, labels: torch.Tensor | None = None, **_: float) -> torch.Tensor:
+def score_mse_loss(
+    student_out: torch.Tensor, teacher_out: torch.Tensor, labels: torch.Tensor | None = None, **_: float
+) -> torch.Tensor:
     """Label-free KD: the student regresses the teacher's anomaly score."""
     return F.mse_loss(student_out, teacher_out)
 
 
 @LOSSES.register("recon-kd")
-def reconstruction_kd_loss(student_recon: torch.Tensor, teacher_recon: torch.Tensor, inputs: torch.Tensor, alpha: float = 0.5, **_: float) -> torch.Tensor:
+def reconstruction_kd_loss(
+    student_recon: torch.Tensor,
+    teacher_recon: torch.Tensor,
+    inputs: torch.Tensor,
+    alpha: float = 0.5,
+    **_: float,
+) -> torch.Tensor:
     """Label-free KD for autoencoders: (1 - α)·MSE(student, teacher reconstruction) + α·MSE(student, input)."""
-    return (1.0 - alpha) * F.mse_loss(student_recon, teacher_recon) + alpha * F.mse_loss(student_recon, inputs)
+    return (1.0 - alpha) * F.mse_loss(student_recon, teacher_recon) + alpha * F.mse_loss(
+        student_recon, inputs
+    )
 
 
 def probs_to_logits(probs: torch.Tensor, eps: float = 1e-4) -> torch.Tensor:

@@ -87,7 +87,12 @@ def prepare(cfg: DistillConfig) -> Prepared:
     if cfg.dataset:
         table = load_dataset(cfg.dataset)
     else:
-        table = load_csv(cfg.csv, label_column=cfg.label_column, timestamp_column=cfg.timestamp_column, channels=cfg.channels)
+        table = load_csv(
+            cfg.csv,
+            label_column=cfg.label_column,
+            timestamp_column=cfg.timestamp_column,
+            channels=cfg.channels,
+        )
     if cfg.max_rows and cfg.max_rows < len(table):
         if table.ordered:
             table = table.take(slice(0, cfg.max_rows))
@@ -97,16 +102,22 @@ def prepare(cfg: DistillConfig) -> Prepared:
     window = cfg.window or defaults.get("window", 1 if not table.ordered else 32)
     hop = cfg.hop or defaults.get("hop", max(1, window // 4))
     if not table.ordered and window != 1:
-        raise DataError(f"{table.name}: rows are independent readings, so windows must have length 1 (got {window})")
+        raise DataError(
+            f"{table.name}: rows are independent readings, so windows must have length 1 (got {window})"
+        )
     has_labels = table.labels is not None or cfg.teacher_outputs is not None
     mode: Mode = cfg.mode or defaults.get("mode") or ("supervised" if has_labels else "unsupervised")
     if mode == "supervised" and not has_labels:
-        raise DataError("supervised mode needs a --label-column or --teacher-outputs; use --mode unsupervised for unlabelled data")
+        raise DataError(
+            "supervised mode needs a --label-column or --teacher-outputs; use --mode unsupervised for unlabelled data"
+        )
     splits = split_table(table, cfg.fractions, seed=cfg.seed)
     norm = Normalizer.fit(splits.train.values)
     # The training split is windowed densely (hop 1): every extra window is free transfer data for
     # the student, since the teacher labels it. Validation and test use the deployed hop.
-    ws = [make_windows(splits.train, window, 1 if table.ordered else hop)] + [make_windows(s, window, hop) for s in (splits.val, splits.test)]
+    ws = [make_windows(splits.train, window, 1 if table.ordered else hop)] + [
+        make_windows(s, window, hop) for s in (splits.val, splits.test)
+    ]
     for w in ws:
         w.x = norm(w.x)
     if mode == "supervised" and cfg.teacher_outputs is None:
@@ -114,7 +125,11 @@ def prepare(cfg: DistillConfig) -> Prepared:
             if w.y is None or not w.y.any():
                 raise DataError(
                     f"{table.name}: the {name} split has no anomalies to {'learn from' if name == 'training' else 'evaluate on'}"
-                    + (" (they all fall in one time segment; try --mode unsupervised)" if table.ordered else "")
+                    + (
+                        " (they all fall in one time segment; try --mode unsupervised)"
+                        if table.ordered
+                        else ""
+                    )
                 )
     return Prepared(table, mode, window, hop, norm, *ws)
 
@@ -123,7 +138,17 @@ def _tcn_spec(channels: int, window: int, hidden: int, dropout: float, out_dim: 
     k = 1 if window == 1 else 3
     # enough dilated levels for the last step to see the whole window: 1 + 2(k-1)(2^L - 1) >= window
     levels = 4 if window == 1 else max(2, math.ceil(math.log2((window - 1) / (2 * (k - 1)) + 1)))
-    return ModelSpec("tcn", {"channels": channels, "hidden": hidden, "levels": levels, "kernel_size": k, "dropout": dropout, "out_dim": out_dim})
+    return ModelSpec(
+        "tcn",
+        {
+            "channels": channels,
+            "hidden": hidden,
+            "levels": levels,
+            "kernel_size": k,
+            "dropout": dropout,
+            "out_dim": out_dim,
+        },
+    )
 
 
 def _softmax1(logits: torch.Tensor) -> np.ndarray:
@@ -144,15 +169,27 @@ def _supervised(p: Prepared, cfg: DistillConfig) -> dict[str, Any]:
         for k in ("train", "val"):
             missing = int(np.isnan(teacher_p[k]).sum())
             if missing:
-                raise DataError(f"{cfg.teacher_outputs}: no teacher output for {missing} {k} windows (every training and validation window needs one)")
-        t_logits = {k: probs_to_logits(_tensor(probs_to_two_class(np.nan_to_num(v), hard))) for k, v in teacher_p.items()}
+                raise DataError(
+                    f"{cfg.teacher_outputs}: no teacher output for {missing} {k} windows (every training and validation window needs one)"
+                )
+        t_logits = {
+            k: probs_to_logits(_tensor(probs_to_two_class(np.nan_to_num(v), hard)))
+            for k, v in teacher_p.items()
+        }
         t_score = {k: np.where(np.isnan(v), np.nan, v) for k, v in teacher_p.items()}
         models["teacher"] = (None, None)
     else:
         spec = _tcn_spec(c, w, cfg.teacher_hidden, 0.1, 2)
         teacher = build_model(spec)
-        fit(teacher, xtr, ytr, lambda m, xb, yb: F.cross_entropy(m(xb), yb),
-            lambda m: F.cross_entropy(predict(m, xva), yva), TrainConfig(**{**asdict(tcfg), "epochs": cfg.teacher_epochs}), "teacher")
+        fit(
+            teacher,
+            xtr,
+            ytr,
+            lambda m, xb, yb: F.cross_entropy(m(xb), yb),
+            lambda m: F.cross_entropy(predict(m, xva), yva),
+            TrainConfig(**{**asdict(tcfg), "epochs": cfg.teacher_epochs}),
+            "teacher",
+        )
         t_logits = {k: predict(teacher, x) for k, x in (("train", xtr), ("val", xva), ("test", xte))}
         t_score = {k: _softmax1(v) for k, v in t_logits.items()}
         models["teacher"] = (teacher, spec)
@@ -174,12 +211,27 @@ def _supervised(p: Prepared, cfg: DistillConfig) -> dict[str, Any]:
 
     s_spec = _tcn_spec(c, w, cfg.student_hidden, 0.0, 2)
     student = build_model(s_spec)
-    fit(student, xtr, targets, kd_step, val_ce, TrainConfig(**{**asdict(tcfg), "epochs": cfg.student_epochs}), "student (KD)")
+    fit(
+        student,
+        xtr,
+        targets,
+        kd_step,
+        val_ce,
+        TrainConfig(**{**asdict(tcfg), "epochs": cfg.student_epochs}),
+        "student (KD)",
+    )
     models["student"] = (student, s_spec)
     if labelled:
         baseline = build_model(s_spec)
-        fit(baseline, xtr, ytr, lambda m, xb, yb: F.cross_entropy(m(xb), yb), val_ce,
-            TrainConfig(**{**asdict(tcfg), "epochs": cfg.student_epochs}), "student (no KD)")
+        fit(
+            baseline,
+            xtr,
+            ytr,
+            lambda m, xb, yb: F.cross_entropy(m(xb), yb),
+            val_ce,
+            TrainConfig(**{**asdict(tcfg), "epochs": cfg.student_epochs}),
+            "student (no KD)",
+        )
         models["student_no_kd"] = (baseline, s_spec)
 
     scores: dict[str, dict[str, np.ndarray]] = {"teacher": t_score}
@@ -193,7 +245,13 @@ def _supervised(p: Prepared, cfg: DistillConfig) -> dict[str, Any]:
             thresholds[name] = best_f1_threshold(p.val.y, sc["val"])
         else:
             thresholds[name] = 0.5
-    return {"models": models, "scores": scores, "thresholds": thresholds, "score": "softmax", "loss": "hinton"}
+    return {
+        "models": models,
+        "scores": scores,
+        "thresholds": thresholds,
+        "score": "softmax",
+        "loss": "hinton",
+    }
 
 
 def _unsupervised(p: Prepared, cfg: DistillConfig) -> dict[str, Any]:
@@ -207,10 +265,25 @@ def _unsupervised(p: Prepared, cfg: DistillConfig) -> dict[str, Any]:
     dummy = torch.zeros(len(normal_tr), 1)
 
     def recon_fit(m: nn.Module, epochs: int, desc: str) -> None:
-        fit(m, normal_tr, dummy, lambda mm, xb, _t: mm(xb).exp().mean(), lambda mm: float(mm(normal_va).exp().mean()),
-            TrainConfig(**{**asdict(tcfg), "epochs": epochs}), desc)
+        fit(
+            m,
+            normal_tr,
+            dummy,
+            lambda mm, xb, _t: mm(xb).exp().mean(),
+            lambda mm: float(mm(normal_va).exp().mean()),
+            TrainConfig(**{**asdict(tcfg), "epochs": epochs}),
+            desc,
+        )
 
-    t_spec = ModelSpec("autoencoder", {"channels": c, "window": w, "hidden": [4 * cfg.teacher_hidden, 2 * cfg.teacher_hidden], "bottleneck": 16})
+    t_spec = ModelSpec(
+        "autoencoder",
+        {
+            "channels": c,
+            "window": w,
+            "hidden": [4 * cfg.teacher_hidden, 2 * cfg.teacher_hidden],
+            "bottleneck": 16,
+        },
+    )
     teacher = build_model(t_spec)
     recon_fit(teacher, cfg.teacher_epochs, "teacher (autoencoder)")
     # Label-free KD: a small autoencoder learns to reproduce the teacher's reconstructions (the teacher's
@@ -218,7 +291,9 @@ def _unsupervised(p: Prepared, cfg: DistillConfig) -> dict[str, Any]:
     # teacher's score directly fails here: the transfer set holds no anomalies, so a score regressor
     # never sees a high score and cannot extrapolate to one.
     budget_hidden = max(4, cfg.student_hidden * 4)
-    s_spec = ModelSpec("autoencoder", {"channels": c, "window": w, "hidden": [budget_hidden], "bottleneck": 4})
+    s_spec = ModelSpec(
+        "autoencoder", {"channels": c, "window": w, "hidden": [budget_hidden], "bottleneck": 4}
+    )
     with torch.no_grad():
         t_recon = teacher.reconstruct(normal_tr)
     pairs = torch.stack([normal_tr, t_recon], dim=1)  # [N, 2, W, C]: input and teacher reconstruction
@@ -228,18 +303,36 @@ def _unsupervised(p: Prepared, cfg: DistillConfig) -> dict[str, Any]:
         return recon_kd(m.reconstruct(tb[:, 0]), tb[:, 1], tb[:, 0], alpha=cfg.alpha)
 
     student = build_model(s_spec)
-    fit(student, pairs, pairs, kd_step, lambda m: float(m(normal_va).exp().mean()),
-        TrainConfig(**{**asdict(tcfg), "epochs": cfg.student_epochs}), "student (KD)")
+    fit(
+        student,
+        pairs,
+        pairs,
+        kd_step,
+        lambda m: float(m(normal_va).exp().mean()),
+        TrainConfig(**{**asdict(tcfg), "epochs": cfg.student_epochs}),
+        "student (KD)",
+    )
 
     baseline = build_model(s_spec)
     recon_fit(baseline, cfg.student_epochs, "student (no KD)")
     b_spec = s_spec
 
     models = {"teacher": (teacher, t_spec), "student": (student, s_spec), "student_no_kd": (baseline, b_spec)}
-    scores = {name: {k: predict(m, x)[:, 0].numpy() for k, x in (("val", xva), ("test", xte))} for name, (m, _s) in models.items()}
+    scores = {
+        name: {k: predict(m, x)[:, 0].numpy() for k, x in (("val", xva), ("test", xte))}
+        for name, (m, _s) in models.items()
+    }
     val_normal = np.ones(len(p.val), bool) if p.val.y is None else p.val.y == 0
-    thresholds = {name: far_threshold(sc["val"][val_normal], cfg.false_alarm_rate) for name, sc in scores.items()}
-    return {"models": models, "scores": scores, "thresholds": thresholds, "score": "identity", "loss": "recon-kd"}
+    thresholds = {
+        name: far_threshold(sc["val"][val_normal], cfg.false_alarm_rate) for name, sc in scores.items()
+    }
+    return {
+        "models": models,
+        "scores": scores,
+        "thresholds": thresholds,
+        "score": "identity",
+        "loss": "recon-kd",
+    }
 
 
 def distill(cfg: DistillConfig) -> dict[str, Any]:
@@ -273,7 +366,12 @@ def distill(cfg: DistillConfig) -> dict[str, Any]:
         if model is not None:
             path = out / f"{name}.pt"
             torch.save(model.state_dict(), path)
-            row |= {"params": count_params(model), "bytes": path.stat().st_size, "torch_ms": torch_latency_ms(model, example), "arch": spec.to_dict()}
+            row |= {
+                "params": count_params(model),
+                "bytes": path.stat().st_size,
+                "torch_ms": torch_latency_ms(model, example),
+                "arch": spec.to_dict(),
+            }
         else:
             row |= {"params": None, "bytes": None, "torch_ms": None, "arch": None}
         report[name] = row
@@ -285,7 +383,9 @@ def distill(cfg: DistillConfig) -> dict[str, Any]:
     report["agreement"] = agreement(t_dec, s_dec)
     report["compression"] = t["params"] / s["params"] if t.get("params") else None
     nk = report.get("student_no_kd")
-    report["kd_beats_no_kd"] = None if not nk or s["f1"] is None or nk["f1"] is None else bool(s["f1"] > nk["f1"])
+    report["kd_beats_no_kd"] = (
+        None if not nk or s["f1"] is None or nk["f1"] is None else bool(s["f1"] > nk["f1"])
+    )
 
     (out / "report.json").write_text(json.dumps(report, indent=2))
     table = render_table(report)
@@ -296,8 +396,10 @@ def distill(cfg: DistillConfig) -> dict[str, Any]:
     np.savez_compressed(
         out / "windows.npz",
         calib_x=inv(calib),
-        val_x=inv(p.val.x), val_y=p.val.y if p.val.y is not None else np.zeros(0),
-        test_x=inv(p.test.x), test_y=y_test if y_test is not None else np.zeros(0),
+        val_x=inv(p.val.x),
+        val_y=p.val.y if p.val.y is not None else np.zeros(0),
+        test_x=inv(p.test.x),
+        test_y=y_test if y_test is not None else np.zeros(0),
     )
     run = {
         "schema": RUN_SCHEMA,

@@ -61,7 +61,9 @@ def load_teacher_outputs(path: str | Path, n_rows: int) -> tuple[np.ndarray, boo
     hard = True
     keyed = "row" in records[0]
     if not keyed and len(records) != n_rows:
-        raise DataError(f"{path}: {len(records)} records without a 'row' field, but the data has {n_rows} rows")
+        raise DataError(
+            f"{path}: {len(records)} records without a 'row' field, but the data has {n_rows} rows"
+        )
     for i, rec in enumerate(records):
         where = f"{path}: record {i + 1}"
         p, is_label = _record_probs(rec, where)

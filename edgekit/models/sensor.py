@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import itertools
+
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -41,7 +43,15 @@ class TCN(nn.Module):
     `out_dim=2` gives normal/anomaly logits; `out_dim=1` regresses an anomaly score.
     """
 
-    def __init__(self, channels: int, hidden: int = 64, levels: int = 3, kernel_size: int = 3, dropout: float = 0.1, out_dim: int = 2) -> None:
+    def __init__(
+        self,
+        channels: int,
+        hidden: int = 64,
+        levels: int = 3,
+        kernel_size: int = 3,
+        dropout: float = 0.1,
+        out_dim: int = 2,
+    ) -> None:
         super().__init__()
         blocks, cin = [], channels
         for i in range(levels):
@@ -60,14 +70,20 @@ class WindowAutoencoder(nn.Module):
     """Dense autoencoder over a flattened window; trained on normal data, its reconstruction error is
     the anomaly score (the MLPerf Tiny anomaly-detection recipe)."""
 
-    def __init__(self, channels: int, window: int, hidden: tuple[int, ...] | list[int] = (512, 256), bottleneck: int = 16) -> None:
+    def __init__(
+        self,
+        channels: int,
+        window: int,
+        hidden: tuple[int, ...] | list[int] = (512, 256),
+        bottleneck: int = 16,
+    ) -> None:
         super().__init__()
         dims = [channels * window, *hidden, bottleneck]
         enc, dec = [], []
-        for a, b in zip(dims[:-1], dims[1:], strict=True):
+        for a, b in itertools.pairwise(dims):
             enc += [nn.Linear(a, b), nn.ReLU()]
         rdims = dims[::-1]
-        for i, (a, b) in enumerate(zip(rdims[:-1], rdims[1:], strict=True)):
+        for i, (a, b) in enumerate(itertools.pairwise(rdims)):
             dec += [nn.Linear(a, b)] + ([nn.ReLU()] if i < len(rdims) - 2 else [])
         self.encoder = nn.Sequential(*enc[:-1])  # linear bottleneck
         self.decoder = nn.Sequential(*dec)
@@ -86,11 +102,13 @@ class WindowAutoencoder(nn.Module):
 class WindowMLP(nn.Module):
     """Small dense network over the flattened window; a compact student for short windows."""
 
-    def __init__(self, channels: int, window: int, hidden: tuple[int, ...] | list[int] = (32, 16), out_dim: int = 1) -> None:
+    def __init__(
+        self, channels: int, window: int, hidden: tuple[int, ...] | list[int] = (32, 16), out_dim: int = 1
+    ) -> None:
         super().__init__()
         dims = [channels * window, *hidden]
         layers: list[nn.Module] = []
-        for a, b in zip(dims[:-1], dims[1:], strict=True):
+        for a, b in itertools.pairwise(dims):
             layers += [nn.Linear(a, b), nn.ReLU()]
         self.net = nn.Sequential(*layers, nn.Linear(dims[-1], out_dim))
 

@@ -36,7 +36,9 @@ def providers_for(profile: TargetProfile | None) -> list[tuple[str, dict]]:
         if ep.name in available:
             chosen.append((ep.name, {k: str(v) if isinstance(v, bool) else v for k, v in ep.options.items()}))
         else:
-            log.warning("execution provider %s is not available in this onnxruntime build; skipping it", ep.name)
+            log.warning(
+                "execution provider %s is not available in this onnxruntime build; skipping it", ep.name
+            )
     if not any(name == "CPUExecutionProvider" for name, _ in chosen):
         chosen.append(("CPUExecutionProvider", {}))
     return chosen
@@ -57,7 +59,9 @@ def create_session(model_path: str | Path, profile: TargetProfile | None = None)
 class Engine:
     """A loaded sensor bundle: `score(windows)` maps raw windows [B, W, C] to anomaly scores [B]."""
 
-    def __init__(self, bundle_dir: str | Path, profile: TargetProfile | None = None, manifest: Manifest | None = None) -> None:
+    def __init__(
+        self, bundle_dir: str | Path, profile: TargetProfile | None = None, manifest: Manifest | None = None
+    ) -> None:
         self.bundle_dir = Path(bundle_dir)
         self.manifest = manifest or Manifest.load(self.bundle_dir)
         m = self.manifest
@@ -78,7 +82,9 @@ class Engine:
             self.inv_std = np.ones((1, 1, c), np.float32)
 
     @classmethod
-    def from_verified(cls, bundle_dir: str | Path, public_key: str | Path | None, profile: TargetProfile | None = None) -> Engine:
+    def from_verified(
+        cls, bundle_dir: str | Path, public_key: str | Path | None, profile: TargetProfile | None = None
+    ) -> Engine:
         """Verify signature and hashes, load, and run the golden self-test; raises BundleError on any failure."""
         manifest = verify_bundle(bundle_dir, public_key)
         engine = cls(bundle_dir, profile, manifest)
@@ -135,4 +141,6 @@ class Engine:
         g = self.manifest.golden
         if got.shape != expected.shape or not np.allclose(got, expected, atol=g.atol, rtol=g.rtol):
             diff = float(np.max(np.abs(got - expected))) if got.shape == expected.shape else float("inf")
-            raise BundleError(f"{self.bundle_dir}: self-test failed: golden outputs differ by {diff:.3g} (atol {g.atol})")
+            raise BundleError(
+                f"{self.bundle_dir}: self-test failed: golden outputs differ by {diff:.3g} (atol {g.atol})"
+            )

@@ -57,11 +57,17 @@ def test_non_numeric_value_names_row_and_column(tmp_path):
 
 def test_short_nan_gap_is_filled_long_run_is_an_error(tmp_path):
     gap = {i: {"a": ""} for i in (5, 6)}
-    t = load_csv(_write(tmp_path, "ts,a,b,label\n" + _rows(40, bad=gap)), label_column="label", timestamp_column="ts")
+    t = load_csv(
+        _write(tmp_path, "ts,a,b,label\n" + _rows(40, bad=gap)), label_column="label", timestamp_column="ts"
+    )
     assert t.values[5, 0] == t.values[4, 0] == t.values[6, 0]
     run = {i: {"a": "nan"} for i in range(10, 20)}
     with pytest.raises(DataError, match=r"column 'a', rows 12-21: 10 missing values in a row"):
-        load_csv(_write(tmp_path, "ts,a,b,label\n" + _rows(40, bad=run), "r.csv"), label_column="label", timestamp_column="ts")
+        load_csv(
+            _write(tmp_path, "ts,a,b,label\n" + _rows(40, bad=run), "r.csv"),
+            label_column="label",
+            timestamp_column="ts",
+        )
 
 
 def test_too_few_rows(tmp_path):

@@ -29,8 +29,12 @@ def test_alpha_one_is_cross_entropy_and_alpha_zero_is_soft_only():
     torch.manual_seed(1)
     s, t = torch.randn(16, 2), torch.randn(16, 2)
     y = torch.randint(0, 2, (16,))
-    assert hinton(s, t, y, temperature=4.0, alpha=1.0) == pytest.approx(float(F.cross_entropy(s, y)), rel=1e-6)
-    assert hinton(s, t, y, temperature=4.0, alpha=0.0) == pytest.approx(float(hinton(s, t, None, temperature=4.0)), rel=1e-6)
+    assert hinton(s, t, y, temperature=4.0, alpha=1.0) == pytest.approx(
+        float(F.cross_entropy(s, y)), rel=1e-6
+    )
+    assert hinton(s, t, y, temperature=4.0, alpha=0.0) == pytest.approx(
+        float(hinton(s, t, None, temperature=4.0)), rel=1e-6
+    )
 
 
 def test_identical_logits_give_zero_soft_loss():

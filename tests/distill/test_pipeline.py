@@ -32,7 +32,7 @@ def test_student_learns_better_than_chance_and_constant(shuttle_run):
 
 
 def test_report_schema_and_files(shuttle_run):
-    out, report = shuttle_run
+    out, _report = shuttle_run
     saved = json.loads((out / "report.json").read_text())
     for name in ("teacher", "student", "student_no_kd"):
         assert {"f1", "precision", "recall", "roc_auc", "params", "bytes"} <= set(saved[name])
@@ -50,7 +50,9 @@ def test_checkpoints_reload_with_weights_only(shuttle_run):
     run = json.loads((out / "run.json").read_text())
     model = load_weights(build_model(ModelSpec.from_dict(run["models"]["student"])), str(out / "student.pt"))
     with np.load(out / "windows.npz") as w:
-        x = (w["test_x"][:4] - np.array(run["normalization"]["mean"], np.float32)) / np.array(run["normalization"]["std"], np.float32)
+        x = (w["test_x"][:4] - np.array(run["normalization"]["mean"], np.float32)) / np.array(
+            run["normalization"]["std"], np.float32
+        )
     assert model(torch.from_numpy(x.astype(np.float32))).shape == (4, 2)
 
 
@@ -66,18 +68,34 @@ def test_blackbox_distillation_from_teacher_file_without_labels(shuttle_run, tmp
     out, _ = shuttle_run
     run = json.loads((out / "run.json").read_text())
     table = load_dataset("shuttle").take(slice(0, 3000))
-    teacher = load_weights(build_model(ModelSpec.from_dict(run["models"]["teacher"])), str(out / "teacher.pt"))
-    x = (table.values - np.array(run["normalization"]["mean"], np.float32)) / np.array(run["normalization"]["std"], np.float32)
+    teacher = load_weights(
+        build_model(ModelSpec.from_dict(run["models"]["teacher"])), str(out / "teacher.pt")
+    )
+    x = (table.values - np.array(run["normalization"]["mean"], np.float32)) / np.array(
+        run["normalization"]["std"], np.float32
+    )
     with torch.no_grad():
         probs = torch.softmax(teacher(torch.from_numpy(x[:, None, :].astype(np.float32))), 1)[:, 1].numpy()
     csv = tmp_path / "readings.csv"
-    csv.write_text(",".join(table.channels) + "\n" + "\n".join(",".join(f"{v:g}" for v in row) for row in table.values))
+    csv.write_text(
+        ",".join(table.channels) + "\n" + "\n".join(",".join(f"{v:g}" for v in row) for row in table.values)
+    )
     outputs = tmp_path / "teacher.jsonl"
     outputs.write_text("\n".join(json.dumps({"row": i, "prob": float(p)}) for i, p in enumerate(probs)))
-    report = distill(DistillConfig(out=str(tmp_path / "bb"), csv=str(csv), teacher_outputs=str(outputs), window=1, hop=1,
-                                   student_epochs=8))
+    report = distill(
+        DistillConfig(
+            out=str(tmp_path / "bb"),
+            csv=str(csv),
+            teacher_outputs=str(outputs),
+            window=1,
+            hop=1,
+            student_epochs=8,
+        )
+    )
     assert report["mode"] == "supervised" and report["blackbox"]
-    assert report["student"]["f1"] is None and report["teacher"]["params"] is None  # no test labels, unknown teacher
+    assert (
+        report["student"]["f1"] is None and report["teacher"]["params"] is None
+    )  # no test labels, unknown teacher
     assert report["agreement"] > 0.9  # the student reproduces the API teacher's decisions
 
 
@@ -86,13 +104,26 @@ def test_blackbox_hard_labels_csv(tmp_path):
     outputs = tmp_path / "labels.csv"
     outputs.write_text("label\n" + "\n".join(str(int(v)) for v in table.labels))
     csv = tmp_path / "readings.csv"
-    csv.write_text(",".join(table.channels) + "\n" + "\n".join(",".join(f"{v:g}" for v in row) for row in table.values))
-    report = distill(DistillConfig(out=str(tmp_path / "bb"), csv=str(csv), teacher_outputs=str(outputs), window=1, hop=1, student_epochs=6))
+    csv.write_text(
+        ",".join(table.channels) + "\n" + "\n".join(",".join(f"{v:g}" for v in row) for row in table.values)
+    )
+    report = distill(
+        DistillConfig(
+            out=str(tmp_path / "bb"),
+            csv=str(csv),
+            teacher_outputs=str(outputs),
+            window=1,
+            hop=1,
+            student_epochs=6,
+        )
+    )
     assert report["agreement"] > 0.9
 
 
 def test_label_free_mode_on_mitdb(tmp_path):
-    report = distill(DistillConfig(out=str(tmp_path / "m"), dataset="mitdb", teacher_epochs=4, student_epochs=4))
+    report = distill(
+        DistillConfig(out=str(tmp_path / "m"), dataset="mitdb", teacher_epochs=4, student_epochs=4)
+    )
     assert report["mode"] == "unsupervised"
     assert report["teacher"]["roc_auc"] is not None and report["teacher"]["roc_auc"] > 0.5
     run = json.loads((tmp_path / "m" / "run.json").read_text())
@@ -109,7 +140,12 @@ def test_label_free_mode_on_mitdb(tmp_path):
     ],
 )
 def test_cli_expected_failures_are_one_line(tmp_path, args, message):
-    proc = subprocess.run([sys.executable, "-m", "edgekit", "distill", *args, "--out", str(tmp_path / "o")], capture_output=True, text=True, timeout=120)
+    proc = subprocess.run(
+        [sys.executable, "-m", "edgekit", "distill", *args, "--out", str(tmp_path / "o")],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert proc.returncode != 0
     assert message in proc.stderr
     assert "Traceback" not in proc.stderr and len(proc.stderr.strip().splitlines()) == 1
