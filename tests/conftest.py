@@ -17,3 +17,31 @@ def broker():
 
     with Broker() as b:
         yield b
+
+
+@pytest.fixture(scope="session")
+def keypair(tmp_path_factory) -> tuple:
+    """An Ed25519 key pair: (private_key_path, public_key_path)."""
+    from edgekit.bundle.signing import keygen
+
+    d = tmp_path_factory.mktemp("keys")
+    return keygen(d / "edgekit.key", d / "edgekit.pub")
+
+
+@pytest.fixture(scope="session")
+def sensor_run(tmp_path_factory):
+    """RUN_DIR of a quick real distillation on a 4,000-row Shuttle slice (a few seconds)."""
+    from edgekit.distill.pipeline import DistillConfig, distill
+
+    out = tmp_path_factory.mktemp("runs") / "shuttle"
+    distill(DistillConfig(out=str(out), dataset="shuttle", max_rows=4000, teacher_epochs=3, student_epochs=5))
+    return out
+
+
+@pytest.fixture(scope="session")
+def sensor_bundle(tmp_path_factory, sensor_run, keypair):
+    """A signed FP32 bundle exported from `sensor_run` for the x86-gateway profile (signed with `keypair`)."""
+    from edgekit.export.pipeline import ExportOptions, export_run
+
+    out = tmp_path_factory.mktemp("bundles") / "shuttle-x86"
+    return export_run(sensor_run, "x86-gateway", out, key=keypair[0], options=ExportOptions(latency_runs=100))

@@ -46,11 +46,12 @@ def providers_for(profile: TargetProfile | None) -> list[tuple[str, dict]]:
 
 def create_session(model_path: str | Path, profile: TargetProfile | None = None) -> ort.InferenceSession:
     try:
+        chosen = providers_for(profile)  # once: it logs a warning per missing provider
         return ort.InferenceSession(
             str(model_path),
             sess_options=session_options(profile),
-            providers=[name for name, _ in providers_for(profile)],
-            provider_options=[opts for _, opts in providers_for(profile)],
+            providers=[name for name, _ in chosen],
+            provider_options=[opts for _, opts in chosen],
         )
     except Exception as exc:  # onnxruntime raises its own exception types for bad models
         raise BundleError(f"{model_path}: onnxruntime cannot load the model ({exc})") from None

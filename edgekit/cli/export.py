@@ -1,0 +1,153 @@
+"""`edgekit export | keygen | verify | install | rollback`: build, sign, check and install bundles.
+
+export imports torch/onnx inside its handler; the other four are device-side and never do.
+"""
+
+from __future__ import annotations
+
+import argparse
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "export", help="export a RUN_DIR for a target profile: ONNX, quantize, gate, signed bundle"
+    )
+    p.add_argument("run_dir", metavar="RUN_DIR", help="what `edgekit distill --out` wrote")
+    p.add_argument(
+        "--profile", required=True, help="profile name (see `edgekit profiles`) or path to a YAML file"
+    )
+    p.add_argument(
+        "--out",
+        required=True,
+        metavar="BUNDLE_DIR",
+        help="bundle folder to write (BUNDLE_DIR.tar.gz beside it)",
+    )
+    p.add_argument(
+        "--key",
+        metavar="PRIVATE_KEY_FILE",
+        help="Ed25519 key to sign with (without it the bundle is unsigned)",
+    )
+    p.add_argument("--model", default="student", help="which model of the run to export (default: student)")
+    p.add_argument("--model-id", help="bundle model id (default: <dataset>-<model>)")
+    p.add_argument(
+        "--version",
+        default="1.0.0",
+        dest="model_version",
+        help="semantic version of this release (default 1.0.0)",
+    )
+    p.add_argument("--overwrite", action="store_true", help="replace an existing BUNDLE_DIR")
+    p.add_argument(
+        "--latency-runs",
+        type=int,
+        default=500,
+        help="interleaved batch-1 timing runs per model (default 500)",
+    )
+    p.set_defaults(handler=run_export)
+
+    p = sub.add_parser("keygen", help="create an Ed25519 key pair for signing bundles")
+    p.add_argument(
+        "--out",
+        default="edgekit.key",
+        metavar="PRIVATE_KEY_FILE",
+        help="private key path (public key: .pub beside it)",
+    )
+    p.add_argument(
+        "--pub", metavar="PUBLIC_KEY_FILE", help="public key path (default: PRIVATE_KEY_FILE with .pub)"
+    )
+    p.add_argument("--overwrite", action="store_true")
+    p.set_defaults(handler=run_keygen)
+
+    p = sub.add_parser("verify", help="check a bundle's signature, file hashes and golden self-test")
+    p.add_argument("bundle", metavar="BUNDLE_DIR")
+    p.add_argument("--pubkey", required=True, metavar="PUBLIC_KEY_FILE")
+    p.add_argument("--profile", help="run the self-test with this profile's providers and threads")
+    p.set_defaults(handler=run_verify)
+
+    p = sub.add_parser(
+        "install", help="verify a bundle (folder or .tar.gz) and make it ROOT/current atomically"
+    )
+    p.add_argument("bundle", metavar="BUNDLE")
+    p.add_argument("--root", required=True, metavar="DIR")
+    p.add_argument("--pubkey", required=True, metavar="PUBLIC_KEY_FILE")
+    p.add_argument("--profile", help="run the self-test with this profile's providers and threads")
+    p.set_defaults(handler=run_install)
+
+    p = sub.add_parser("rollback", help="make ROOT/previous current again")
+    p.add_argument("--root", required=True, metavar="DIR")
+    p.set_defaults(handler=run_rollback)
+
+
+def _profile(name: str | None):
+    from edgekit.profiles import load_profile
+
+    return load_profile(name) if name else None
+
+
+def run_export(args: argparse.Namespace) -> int:
+    import json
+
+    from edgekit.bundle.manifest import Manifest
+    from edgekit.export.package import tarball_path
+    from edgekit.export.pipeline import ExportOptions, export_run
+
+    opts = ExportOptions(
+        model=args.model,
+        model_id=args.model_id,
+        version=args.model_version,
+        overwrite=args.overwrite,
+        latency_runs=args.latency_runs,
+    )
+    out = export_run(args.run_dir, args.profile, args.out, key=args.key, options=opts)
+    m = Manifest.load(out)
+    gate, test = m.metrics["gate"], m.metrics["test"]
+    quality = f"macro-F1 {test['macro_f1']:.4f}" if "macro_f1" in test else f"F1 {test.get('f1')}"
+    print(
+        f"wrote {out} and {tarball_path(out)} ({m.model_id} {m.model_version}, profile {m.profile}, {m.quantization['mode']})"
+    )
+    print(
+        f"  threshold {m.threshold:.6g}; test {quality}; quality gate: {gate['quality_gate']}; latency gate: {gate['latency_gate']}"
+    )
+    print(f"  batch-1 latency on this host (ms): {json.dumps(gate['latency_ms'])}")
+    for w in m.metrics["opcheck"]["warnings"]:
+        print(f"  warning: {w}")
+    if not args.key:
+        print(
+            "  warning: the bundle is UNSIGNED (no --key); `edgekit verify --pubkey` and `edgekit install` will refuse it"
+        )
+    return 0
+
+
+def run_keygen(args: argparse.Namespace) -> int:
+    from edgekit.bundle.signing import keygen
+
+    priv, pub = keygen(args.out, args.pub, overwrite=args.overwrite)
+    print(f"wrote private key {priv} (keep it secret) and public key {pub} (copy it to devices)")
+    return 0
+
+
+def run_verify(args: argparse.Namespace) -> int:
+    from edgekit.bundle.install import self_test
+    from edgekit.bundle.signing import verify_bundle
+
+    m = verify_bundle(args.bundle, args.pubkey)
+    self_test(args.bundle, m, _profile(args.profile))
+    print(
+        f"OK {args.bundle}: {m.model_id} {m.model_version} ({m.kind}, profile {m.profile}); signature, {len(m.files)} file hashes and golden self-test pass"
+    )
+    return 0
+
+
+def run_install(args: argparse.Namespace) -> int:
+    from edgekit.bundle.install import install_bundle
+
+    release = install_bundle(args.bundle, args.root, args.pubkey, _profile(args.profile))
+    print(f"installed {release}; {args.root}/current -> {release.name}")
+    return 0
+
+
+def run_rollback(args: argparse.Namespace) -> int:
+    from edgekit.bundle.install import rollback
+
+    release = rollback(args.root)
+    print(f"rolled back; {args.root}/current -> {release.name}")
+    return 0
