@@ -15,6 +15,7 @@ from edgekit.profiles import TargetProfile
 
 log = logging.getLogger(__name__)
 
+_WARNED: set[str] = set()
 _DTYPES = {"float32": np.float32, "float16": np.float16, "int64": np.int64}
 
 
@@ -36,9 +37,11 @@ def providers_for(profile: TargetProfile | None) -> list[tuple[str, dict]]:
         if ep.name in available:
             chosen.append((ep.name, {k: str(v) if isinstance(v, bool) else v for k, v in ep.options.items()}))
         else:
-            log.warning(
-                "execution provider %s is not available in this onnxruntime build; skipping it", ep.name
-            )
+            if ep.name not in _WARNED:  # once per process, not once per session
+                _WARNED.add(ep.name)
+                log.warning(
+                    "execution provider %s is not available in this onnxruntime build; skipping it", ep.name
+                )
     if not any(name == "CPUExecutionProvider" for name, _ in chosen):
         chosen.append(("CPUExecutionProvider", {}))
     return chosen
