@@ -1,0 +1,174 @@
+"""Per-stream ring buffers that emit a window every `hop` readings, and the staging batch they fill.
+
+Memory is fixed at creation: each stream holds a [2W, C] float32 ring written twice per reading, so the
+latest W readings are always one contiguous slice (no copy until the window is staged for scoring), and
+the number of streams is capped.
+"""
+
+from __future__ import annotations
+
+import math
+import statistics
+from dataclasses import dataclass
+
+import numpy as np
+
+# admit() results; the names double as counter kinds.
+OK = ""
+OUT_OF_ORDER = "out_of_order"
+DUPLICATE = "duplicate"
+GAP = "gap"
+
+_PERIODS = 32  # recent inter-reading periods kept for the median
+_MIN_PERIODS = 8  # periods needed before gaps are judged
+
+
+class StreamWindow:
+    """Readings of one stream: ordering and gap checks, ring buffer, window-ready decision."""
+
+    __slots__ = (
+        "_np",
+        "_periods",
+        "buf",
+        "count",
+        "gap_factor",
+        "hop",
+        "last_ts",
+        "name",
+        "period",
+        "pos",
+        "seq",
+        "ts",
+        "window",
+    )
+
+    def __init__(self, name: str, window: int, hop: int, channels: int, gap_factor: float = 0.0) -> None:
+        if window < 1 or hop < 1:
+            raise ValueError(f"window ({window}) and hop ({hop}) must be >= 1")
+        self.name = name
+        self.window = window
+        self.hop = hop
+        self.gap_factor = gap_factor
+        self.buf = np.zeros((2 * window, channels), np.float32)
+        self.ts = np.zeros(2 * window, np.float64)
+        self.pos = 0
+        self.count = 0  # readings since the last reset
+        self.seq = 0  # windows emitted since start (ids survive resets)
+        self.last_ts = -math.inf
+        self._periods = [0.0] * _PERIODS
+        self._np = 0
+        self.period = 0.0  # median period; 0 until known
+
+    def reset(self) -> None:
+        """Forget buffered readings (after a gap or a model change); ordering and period are kept."""
+        self.count = 0
+        self.pos = 0
+
+    def admit(self, ts: float) -> str:
+        """Check a reading's timestamp before push(): OK, OUT_OF_ORDER/DUPLICATE (drop it), or GAP (buffer
+        was reset; push it as the first reading of a new run)."""
+        dt = ts - self.last_ts
+        if dt <= 0.0:
+            return DUPLICATE if dt == 0.0 else OUT_OF_ORDER
+        self.last_ts = ts
+        if self.period > 0.0 and self.gap_factor > 0.0 and dt > self.gap_factor * self.period:
+            self.reset()
+            return GAP
+        if dt != math.inf:
+            self._periods[self._np % _PERIODS] = dt
+            self._np += 1
+            # The median is refreshed every 16 periods: cheap, and robust to single odd intervals.
+            if self._np >= _MIN_PERIODS and (self._np % 16 == 0 or self._np == _MIN_PERIODS):
+                self.period = statistics.median(self._periods[: min(self._np, _PERIODS)])
+        return OK
+
+    def push(self, ts: float, row: np.ndarray) -> bool:
+        """Store an admitted reading; True when a window ends here (first at W readings, then every hop)."""
+        p, w = self.pos, self.window
+        self.buf[p] = row
+        self.buf[p + w] = row
+        self.ts[p] = ts
+        self.ts[p + w] = ts
+        self.pos = p + 1 if p + 1 < w else 0
+        self.count += 1
+        c = self.count - w
+        return c >= 0 and c % self.hop == 0
+
+    def view(self) -> np.ndarray:
+        """The latest W readings, oldest first (a view into the ring; valid until the next push)."""
+        return self.buf[self.pos : self.pos + self.window]
+
+    @property
+    def start_ts(self) -> float:
+        return float(self.ts[self.pos])
+
+
+class StreamTable:
+    """All streams of one daemon, created on first reading, at most `max_streams` of them."""
+
+    def __init__(self, window: int, hop: int, channels: int, gap_factor: float, max_streams: int) -> None:
+        self.window, self.hop, self.channels = window, hop, channels
+        self.gap_factor = gap_factor
+        self.max_streams = max_streams
+        self.streams: dict[str, StreamWindow] = {}
+
+    def get(self, name: str) -> StreamWindow | None:
+        """The stream's buffer, or None when the stream limit is reached (caller counts the refusal)."""
+        sw = self.streams.get(name)
+        if sw is None and len(self.streams) < self.max_streams:
+            sw = self.streams[name] = StreamWindow(
+                name, self.window, self.hop, self.channels, self.gap_factor
+            )
+        return sw
+
+    def reshape(self, window: int, hop: int, channels: int, force: bool = False) -> bool:
+        """Adopt a new model's window spec. Returns True when buffers had to be reset (incompatible)."""
+        if (window, channels) == (self.window, self.channels) and not force:
+            for sw in self.streams.values():
+                sw.hop = hop
+            self.hop = hop
+            return False
+        self.window, self.hop, self.channels = window, hop, channels
+        old = self.streams
+        self.streams = {}
+        for name, sw in old.items():
+            new = self.get(name)
+            assert new is not None
+            new.last_ts, new.seq, new.period = sw.last_ts, sw.seq, sw.period
+        return True
+
+
+@dataclass(slots=True)
+class WindowMeta:
+    stream: str
+    seq: int
+    start_ts: float
+    end_ts: float
+    recv: float  # perf_counter() at receipt of the window's last reading
+
+
+class WindowBatch:
+    """Preallocated [max_batch, W, C] staging area: ready windows wait here for one batched model call."""
+
+    def __init__(self, max_batch: int, window: int, channels: int) -> None:
+        self.x = np.zeros((max_batch, window, channels), np.float32)
+        self.recv = np.zeros(max_batch, np.float64)
+        self.meta: list[WindowMeta] = []
+        self.capacity = max_batch
+
+    def __len__(self) -> int:
+        return len(self.meta)
+
+    @property
+    def full(self) -> bool:
+        return len(self.meta) >= self.capacity
+
+    def add(self, sw: StreamWindow, end_ts: float, recv: float) -> None:
+        i = len(self.meta)
+        self.x[i] = sw.view()
+        self.recv[i] = recv
+        self.meta.append(WindowMeta(sw.name, sw.seq, sw.start_ts, end_ts, recv))
+        sw.seq += 1
+
+    def clear(self) -> None:
+        self.meta.clear()

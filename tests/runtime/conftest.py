@@ -1,0 +1,165 @@
+"""Fixtures for the daemon tests: real Shuttle rows, a windowed bundle, MQTT listeners/publishers and a
+daemon running in a thread against the real broker fixture.
+
+pytest runs with --import-mode=importlib, so test modules cannot import this file: the helpers reach
+them through the `rt` fixture.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager, suppress
+from pathlib import Path
+from types import SimpleNamespace
+
+import numpy as np
+import paho.mqtt.client as mqtt
+import pytest
+from paho.mqtt.enums import CallbackAPIVersion
+
+from edgekit.runtime.daemon import Daemon, DaemonConfig
+from edgekit.runtime.mqtt import set_nodelay
+
+
+def wait_until(pred: Callable[[], bool], timeout: float = 10.0, interval: float = 0.01) -> bool:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if pred():
+            return True
+        time.sleep(interval)
+    return pred()
+
+
+class Listener:
+    """A real MQTT subscriber that records every message per topic."""
+
+    def __init__(self, port: int, topics: list[str], client_id: str = "", persistent: bool = False) -> None:
+        self.messages: list[tuple[str, bytes]] = []
+        self._lock = threading.Lock()
+        self.subscribed = threading.Event()
+        self.client = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=client_id, protocol=mqtt.MQTTv5)
+        self.client.on_socket_open = lambda c, u, s: set_nodelay(s)
+        self.client.on_message = self._on_message
+        self.client.on_subscribe = lambda *a: self.subscribed.set()
+        self.client.on_connect = lambda c, *a: c.subscribe([(t, 1) for t in topics])
+        self.client.reconnect_delay_set(0.2, 1)  # type: ignore[arg-type]
+        props = None
+        if persistent:  # survive a broker restart (broker persistence on): keep subscription and queue
+            from paho.mqtt.packettypes import PacketTypes
+            from paho.mqtt.properties import Properties
+
+            props = Properties(PacketTypes.CONNECT)
+            props.SessionExpiryInterval = 3600
+        self.client.connect("127.0.0.1", port, clean_start=not persistent, properties=props)
+        self.client.loop_start()
+        assert self.subscribed.wait(5), "listener could not subscribe"
+
+    def _on_message(self, _c: object, _u: object, msg: mqtt.MQTTMessage) -> None:
+        with self._lock:
+            self.messages.append((msg.topic, msg.payload))
+
+    def on(self, suffix: str) -> list[bytes]:
+        with self._lock:
+            return [p for t, p in self.messages if t.endswith(suffix)]
+
+    def json(self, suffix: str) -> list[dict]:
+        return [json.loads(p) for p in self.on(suffix)]
+
+    def close(self) -> None:
+        self.client.disconnect()
+        self.client.loop_stop()
+
+
+class Publisher:
+    def __init__(self, port: int, protocol: int = mqtt.MQTTv5) -> None:
+        self.client = mqtt.Client(CallbackAPIVersion.VERSION2, protocol=protocol)
+        self.client.on_socket_open = lambda c, u, s: set_nodelay(s)
+        self.client.max_inflight_messages_set(1000)
+        self.client.reconnect_delay_set(0.2, 1)  # type: ignore[arg-type]
+        self.client.connect("127.0.0.1", port)
+        self.client.loop_start()
+        self.infos: list[mqtt.MQTTMessageInfo] = []
+
+    def send(self, topic: str, payload: bytes | str, qos: int = 1) -> None:
+        self.infos.append(self.client.publish(topic, payload, qos=qos))
+
+    def flush(self, timeout: float = 10.0) -> None:
+        assert wait_until(lambda: all(i._published for i in self.infos), timeout), (
+            "publishes not acknowledged"
+        )
+
+    def close(self) -> None:
+        self.client.disconnect()
+        self.client.loop_stop()
+
+
+@pytest.fixture
+def mqtt_io(broker) -> Iterator[tuple[Callable[..., Listener], Callable[..., Publisher]]]:
+    """Factories for listeners and publishers on the test broker; all closed at teardown."""
+    made: list[Listener | Publisher] = []
+
+    def listener(topics: list[str], **kw: object) -> Listener:
+        made.append(Listener(broker.port, topics, **kw))  # type: ignore[arg-type]
+        return made[-1]  # type: ignore[return-value]
+
+    def publisher(**kw: object) -> Publisher:
+        made.append(Publisher(broker.port, **kw))  # type: ignore[arg-type]
+        return made[-1]  # type: ignore[return-value]
+
+    yield listener, publisher
+    for m in made:
+        with suppress(Exception):
+            m.close()
+
+
+@contextmanager
+def running(cfg: DaemonConfig, profile: object = None, wait: bool = True) -> Iterator[Daemon]:
+    """A Daemon running in a thread; stopped (and checked to have exited) afterwards."""
+    cfg.handle_signals = False
+    d = Daemon(cfg, profile)  # type: ignore[arg-type]
+    result: list[int] = []
+    t = threading.Thread(target=lambda: result.append(d.run()), daemon=True)
+    t.start()
+    try:
+        if wait:
+            assert d.subscribed.wait(10), "daemon did not subscribe"
+        yield d
+    finally:
+        d.stop()
+        t.join(15)
+        assert not t.is_alive(), "daemon did not stop"
+        assert result == [0]
+
+
+@pytest.fixture(scope="session")
+def shuttle_rows(sensor_run) -> tuple[np.ndarray, np.ndarray]:
+    """The held-out Shuttle test rows of the sensor run (raw, [N, 9]) and their labels."""
+    with np.load(Path(sensor_run) / "windows.npz") as w:
+        x, y = w["test_x"], w["test_y"]
+    assert x.shape[1] == 1
+    return x[:, 0, :].astype(np.float32), y
+
+
+@pytest.fixture(scope="session")
+def windowed_bundle(tmp_path_factory, keypair) -> Path:
+    """A signed bundle with window 32 / hop 8 from a quick real MIT-BIH ECG distillation (label-free)."""
+    from edgekit.distill.pipeline import DistillConfig, distill
+    from edgekit.export.pipeline import ExportOptions, export_run
+
+    run = tmp_path_factory.mktemp("runs") / "mitdb"
+    distill(
+        DistillConfig(
+            out=str(run), dataset="mitdb", window=32, hop=8, max_rows=3000, teacher_epochs=2, student_epochs=2
+        )
+    )
+    out = tmp_path_factory.mktemp("bundles") / "mitdb-x86"
+    return export_run(run, "x86-gateway", out, key=keypair[0], options=ExportOptions(latency_runs=20))
+
+
+@pytest.fixture
+def rt() -> SimpleNamespace:
+    """Helpers for tests: rt.running(cfg), rt.wait_until(pred), rt.Listener, rt.Publisher."""
+    return SimpleNamespace(running=running, wait_until=wait_until, Listener=Listener, Publisher=Publisher)

@@ -1,0 +1,28 @@
+"""The device side must start without the training stack: importing the daemon, the engine, the bundle
+code and building the whole CLI parser in a fresh interpreter loads none of torch, transformers,
+optimum or onnx (the onnxruntime package is fine)."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+TRAINING_ONLY = ("torch", "transformers", "optimum", "onnx")
+
+PROBE = f"""
+import json, sys
+import edgekit.runtime.daemon, edgekit.runtime.engine, edgekit.bundle, edgekit.cli
+from edgekit.cli import build_parser
+build_parser().parse_args(["serve", "--bundle", "b", "--broker", "mqtt://h", "--device", "d"])
+bad = sorted(m for m in sys.modules if m.split(".")[0] in {TRAINING_ONLY!r})
+print(json.dumps({{"bad": bad, "ort": "onnxruntime" in sys.modules}}))
+"""
+
+
+def test_device_side_imports_no_training_stack():
+    out = subprocess.run([sys.executable, "-c", PROBE], capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr
+    result = json.loads(out.stdout.strip().splitlines()[-1])
+    assert result["bad"] == [], f"device-side import pulled in: {result['bad'][:10]}"
+    assert result["ort"]  # the probe really imported the runtime
