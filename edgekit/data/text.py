@@ -183,10 +183,17 @@ def build_corpus(
     return TextCorpus(texts, labels, label_names, cats, groups.astype(np.int64), merged, stats)
 
 
-def load_chatterbot(min_class_size: int = MIN_CLASS_SIZE, classes: list[str] | None = None, language: str = "english") -> TextCorpus:
+def load_chatterbot(
+    min_class_size: int = MIN_CLASS_SIZE, classes: list[str] | None = None, language: str = "english"
+) -> TextCorpus:
     """The chatterbot-corpus statements as a deduplicated labelled corpus (see the module docstring)."""
     corpus = build_corpus(read_conversations(chatterbot_dir(language)), min_class_size, classes)
-    log.info("chatterbot: %s distinct statements in %s groups; classes %s", len(corpus), corpus.stats["groups"], corpus.class_counts())
+    log.info(
+        "chatterbot: %s distinct statements in %s groups; classes %s",
+        len(corpus),
+        corpus.stats["groups"],
+        corpus.class_counts(),
+    )
     return corpus
 
 
@@ -211,7 +218,9 @@ def _members(groups: np.ndarray) -> list[list[int]]:
     return [m for m in out if m]
 
 
-def split_by_group(corpus: TextCorpus, fractions: tuple[float, float, float] = (0.6, 0.2, 0.2), seed: int = 0) -> TextSplits:
+def split_by_group(
+    corpus: TextCorpus, fractions: tuple[float, float, float] = (0.6, 0.2, 0.2), seed: int = 0
+) -> TextSplits:
     """Seeded train/val/test split of whole groups, stratified by source category.
 
     Within each category, groups are visited in a seeded random order and each goes to the split
