@@ -15,7 +15,7 @@ from edgekit import __version__
 from edgekit.errors import EdgekitError
 
 # One module per pipeline stage; each defines register(subparsers).
-COMMAND_MODULES = ["distill", "profiles", "demo", "export", "serve"]
+COMMAND_MODULES = ["distill", "profiles", "demo", "export", "bench", "serve"]
 
 
 def build_parser() -> argparse.ArgumentParser:

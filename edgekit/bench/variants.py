@@ -1,0 +1,188 @@
+"""What `edgekit bench` can time: a bundle through the device Engine, or a run's model in eager torch.
+
+Every variant exposes the same three stages (preprocess, infer, postprocess) so they are timed the
+same way. torch is imported only for a `torch:RUN_DIR` variant; a device without it skips that one.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import logging
+import types
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from edgekit.bundle.manifest import Manifest
+from edgekit.errors import BundleError, DataError, EdgekitError
+from edgekit.profiles import TargetProfile
+from edgekit.runtime.engine import Engine
+
+log = logging.getLogger(__name__)
+
+TORCH_PREFIX = "torch:"
+
+
+class VariantUnavailable(EdgekitError):
+    """A variant cannot run on this machine (e.g. torch is not installed); it is skipped with a note."""
+
+
+@dataclass
+class Variant:
+    name: str
+    kind: str  # "bundle" | "torch"
+    preprocess: Callable[[np.ndarray], Any]
+    infer: Callable[[Any], np.ndarray]
+    postprocess: Callable[[np.ndarray], np.ndarray]
+    window: int
+    channels: int
+    providers: list[str] = field(default_factory=list)
+    info: dict[str, Any] = field(default_factory=dict)
+    # Kept so that a bundle variant's Engine (golden inputs, normalization) stays reachable.
+    engine: Engine | None = None
+
+
+def bundle_variant(bundle_dir: str | Path, profile: TargetProfile | None, name: str | None = None) -> Variant:
+    """A bundle run through the device Engine (session threads and providers from the profile)."""
+    bundle_dir = Path(bundle_dir)
+    manifest = Manifest.load(bundle_dir)
+    if manifest.kind != "sensor":
+        raise BundleError(
+            f"{bundle_dir}: {manifest.kind} bundles are not benchmarked yet (only sensor bundles)"
+        )
+    engine = Engine(bundle_dir, profile, manifest)
+    model_path = bundle_dir / manifest.model_file
+    return Variant(
+        name=name or bundle_dir.name,
+        kind="bundle",
+        preprocess=engine.preprocess,
+        infer=engine.infer,
+        postprocess=engine.postprocess,
+        window=engine.window,
+        channels=engine.channels,
+        providers=engine.providers,
+        info={
+            "path": str(bundle_dir),
+            "model_id": manifest.model_id,
+            "model_version": manifest.model_version,
+            "input_dtype": manifest.input.dtype,
+            "quantization": manifest.quantization,
+            "model_bytes": model_path.stat().st_size,
+            "bundle_profile": manifest.profile,
+        },
+        engine=engine,
+    )
+
+
+def torch_variant(spec: str, profile: TargetProfile | None, name: str | None = None) -> Variant:
+    """`torch:RUN_DIR[#MODEL]`: a distillation run's model (default student) in eager torch, CPU."""
+    run_dir, _, model_name = spec[len(TORCH_PREFIX) :].partition("#")
+    model_name = model_name or "student"
+    try:
+        import torch
+    except ImportError:
+        raise VariantUnavailable(f"{spec}: torch is not installed on this machine; variant skipped") from None
+    from edgekit.models.registry import ModelSpec, build_model, load_weights
+
+    run_path = Path(run_dir)
+    try:
+        run = json.loads((run_path / "run.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError) as exc:
+        raise DataError(f"{run_path}: not a distillation run directory (run.json: {exc})") from None
+    if model_name not in run.get("models", {}):
+        raise DataError(f"{spec}: run has no model {model_name!r} (has: {', '.join(run.get('models', {}))})")
+    model = load_weights(
+        build_model(ModelSpec.from_dict(run["models"][model_name])), str(run_path / f"{model_name}.pt")
+    )
+    if profile is not None and profile.threads.intra_op > 0:
+        torch.set_num_threads(profile.threads.intra_op)
+    channels = len(run["channels"])
+    norm = run.get("normalization") or {"mean": [0.0] * channels, "std": [1.0] * channels}
+    # The Engine's own preprocess/postprocess code, bound to this run's statistics, so torch and
+    # onnxruntime variants do exactly the same numpy work outside the model.
+    stages = types.SimpleNamespace(
+        mean=np.asarray(norm["mean"], np.float32).reshape(1, 1, channels),
+        inv_std=(1.0 / np.asarray(norm["std"], np.float32)).reshape(1, 1, channels),
+        input_dtype=np.float32,
+        softmax=run.get("score", "softmax") == "softmax",
+    )
+    normalize = functools.partial(Engine.preprocess, stages)
+
+    def preprocess(windows: np.ndarray) -> Any:
+        return torch.from_numpy(normalize(windows))
+
+    def infer(x: Any) -> np.ndarray:
+        with torch.inference_mode():
+            return model(x).numpy()
+
+    return Variant(
+        name=name or f"torch-{model_name}",
+        kind="torch",
+        preprocess=preprocess,
+        infer=infer,
+        postprocess=functools.partial(Engine.postprocess, stages),
+        window=int(run["window"]),
+        channels=channels,
+        providers=["torch-eager-cpu"],
+        info={
+            "path": str(run_path),
+            "model": model_name,
+            "torch": torch.__version__,
+            "threads": torch.get_num_threads(),
+        },
+    )
+
+
+def load_variant(spec: str, profile: TargetProfile | None) -> Variant:
+    """A bundle directory, or `torch:RUN_DIR[#MODEL]`."""
+    if spec.startswith(TORCH_PREFIX):
+        return torch_variant(spec, profile)
+    return bundle_variant(spec, profile)
+
+
+def unique_names(variants: list[Variant]) -> None:
+    """Make display names unique (two bundles called `bundle` in different folders)."""
+    seen: dict[str, int] = {}
+    for v in variants:
+        n = seen.get(v.name, 0)
+        seen[v.name] = n + 1
+        if n:
+            v.name = f"{v.name}#{n + 1}"
+
+
+def load_windows(variant: Variant, data: str | Path | None = None) -> tuple[np.ndarray, str]:
+    """RAW input windows [N, W, C]: a --data npz (key `inputs`, `test_x`, `x` or its only array) or the bundle's golden inputs."""
+    if data is None:
+        if variant.engine is None:
+            raise DataError(f"{variant.name}: no golden inputs; pass --data WINDOWS.npz")
+        eng = variant.engine
+        path = eng.bundle_dir / eng.manifest.golden.file
+        key = "inputs"
+    else:
+        text = str(data)
+        path, key = Path(text), ""
+        if not path.exists() and ":" in text:
+            head, _, key = text.rpartition(":")
+            path = Path(head)
+    try:
+        with np.load(path) as npz:
+            names = list(npz.keys())
+            key = key or next(
+                (k for k in ("inputs", "test_x", "x") if k in names), names[0] if len(names) == 1 else ""
+            )
+            if key not in names:
+                raise DataError(
+                    f"{path}: no array {key or 'inputs'!r} (has: {', '.join(names)}); use FILE.npz:KEY"
+                )
+            windows = np.asarray(npz[key], dtype=np.float32)
+    except (OSError, ValueError) as exc:
+        raise DataError(f"{path}: cannot read windows ({exc})") from None
+    if windows.ndim != 3 or windows.shape[1:] != (variant.window, variant.channels) or len(windows) == 0:
+        raise DataError(
+            f"{path}:{key}: windows must be [N, {variant.window}, {variant.channels}] for {variant.name}, got {list(windows.shape)}"
+        )
+    return windows, f"{path}:{key}"

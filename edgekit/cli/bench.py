@@ -1,0 +1,77 @@
+"""`edgekit bench`: latency of a bundle on this machine, per stage, with a PASS/FAIL verdict against the budget."""
+
+from __future__ import annotations
+
+import argparse
+
+EPILOG = """exit status: 0 PASS, 4 FAIL (latency budget missed at the chosen percentile), 2 error.
+variants for --compare: another bundle directory, or torch:RUN_DIR[#MODEL] (eager torch; needs torch)."""
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "bench",
+        help="benchmark a bundle on this machine: per-stage latency percentiles, budget verdict, report with plots",
+        epilog=EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    p.add_argument("bundle", metavar="BUNDLE", help="bundle directory")
+    p.add_argument(
+        "--profile",
+        help="target profile name or YAML path (default: the profile the bundle was exported for)",
+    )
+    how = p.add_mutually_exclusive_group()
+    how.add_argument("--runs", type=int, help="timed calls per variant (default 1000)")
+    how.add_argument(
+        "--duration", type=float, metavar="S", help="time for S seconds instead of a number of runs"
+    )
+    p.add_argument("--warmup", type=int, default=50, help="untimed calls per variant first (default 50)")
+    p.add_argument("--batch", type=int, default=1, help="windows per call (default 1)")
+    p.add_argument("--percentile", help="verdict percentile, e.g. p99 or p99.9 (default: the profile's)")
+    p.add_argument("--budget-ms", type=float, help="latency budget in ms (default: the profile's)")
+    p.add_argument(
+        "--data",
+        help="npz of RAW windows [N, W, C] (FILE.npz or FILE.npz:KEY; default: the bundle's golden inputs)",
+    )
+    p.add_argument(
+        "--compare",
+        nargs="+",
+        default=[],
+        metavar="VARIANT",
+        help="also time these, interleaved in one process",
+    )
+    p.add_argument("--seed", type=int, default=0, help="seed of the per-round random order")
+    p.add_argument("--out", help="report folder (default runs/bench/<bundle>-<time>)")
+    p.add_argument("--no-plots", action="store_true", help="skip PNG plots")
+    p.set_defaults(handler=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    import time
+    from pathlib import Path
+
+    from edgekit.bench import EXIT_BUDGET_FAIL, BenchConfig, run_bench
+    from edgekit.bench.report import format_table
+
+    out = args.out or str(
+        Path("runs/bench") / f"{Path(args.bundle).resolve().name}-{time.strftime('%Y%m%d-%H%M%S')}"
+    )
+    cfg = BenchConfig(
+        bundle=args.bundle,
+        profile=args.profile,
+        runs=args.runs,
+        duration_s=args.duration,
+        warmup=args.warmup,
+        batch=args.batch,
+        percentile=args.percentile,
+        budget_ms=args.budget_ms,
+        data=args.data,
+        compare=args.compare,
+        seed=args.seed,
+        out=out,
+        plots=not args.no_plots,
+    )
+    report = run_bench(cfg, echo=print)
+    print(format_table(report))
+    print(f"report: {out}/report.md, report.json")
+    return 0 if report["verdict"]["passed"] else EXIT_BUDGET_FAIL
