@@ -45,3 +45,19 @@ def sensor_bundle(tmp_path_factory, sensor_run, keypair):
 
     out = tmp_path_factory.mktemp("bundles") / "shuttle-x86"
     return export_run(sensor_run, "x86-gateway", out, key=keypair[0], options=ExportOptions(latency_runs=100))
+
+
+@pytest.fixture(scope="session")
+def windowed_bundle(tmp_path_factory, keypair):
+    """A signed bundle with window 32 / hop 8 from a quick real MIT-BIH ECG distillation (label-free)."""
+    from edgekit.distill.pipeline import DistillConfig, distill
+    from edgekit.export.pipeline import ExportOptions, export_run
+
+    run = tmp_path_factory.mktemp("runs") / "mitdb"
+    distill(
+        DistillConfig(
+            out=str(run), dataset="mitdb", window=32, hop=8, max_rows=3000, teacher_epochs=2, student_epochs=2
+        )
+    )
+    out = tmp_path_factory.mktemp("bundles") / "mitdb-x86"
+    return export_run(run, "x86-gateway", out, key=keypair[0], options=ExportOptions(latency_runs=20))

@@ -188,5 +188,5 @@ def verdict(summary: dict, budget_ms: float, q: float) -> dict:
         "headroom_ms": budget_ms - value,
         "passed": bool(value <= budget_ms),
         "result": "PASS" if value <= budget_ms else "FAIL",
-        "measured": "end-to-end per window: preprocess + infer + postprocess of the call that carried it",
+        "measured": "model only, per window: preprocess + infer + postprocess of the call that carried it",
     }

@@ -81,7 +81,7 @@ def model_rows(report: dict) -> tuple[list[str], list[list[str]]]:
 def verdict_line(v: dict) -> str:
     return (
         f"{v['result']}: {v['variant']} {v['percentile']} = {fmt_ms(v['value_ms'])} ms "
-        f"{'<=' if v['passed'] else '>'} budget {v['budget_ms']:g} ms (end-to-end per window: pre + infer + post)"
+        f"{'<=' if v['passed'] else '>'} budget {v['budget_ms']:g} ms ({v['measured']})"
     )
 
 
@@ -256,7 +256,7 @@ def write_report(
             if report.get("e2e"):
                 from edgekit.bench.e2e import plot_e2e
 
-                files["plots"].update(plot_e2e(out, report["e2e"], plt))
+                files["plots"].update(plot_e2e(out, report["e2e"], arrays, plt))
     report["files"] = files
     (out / "report.json").write_text(
         json.dumps(report, indent=2, default=_json_default) + "\n", encoding="utf-8"

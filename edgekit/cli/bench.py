@@ -5,7 +5,9 @@ from __future__ import annotations
 import argparse
 
 EPILOG = """exit status: 0 PASS, 4 FAIL (latency budget missed at the chosen percentile), 2 error.
-variants for --compare: another bundle directory, or torch:RUN_DIR[#MODEL] (eager torch; needs torch)."""
+variants for --compare: another bundle directory, or torch:RUN_DIR[#MODEL] (eager torch; needs torch).
+--e2e: publisher -> broker -> `edgekit serve` -> report -> subscriber at each --rates value, then the
+same through a bare relay; verdict at the highest rate <= --verdict-rate."""
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -23,10 +25,15 @@ def register(sub: argparse._SubParsersAction) -> None:
     how = p.add_mutually_exclusive_group()
     how.add_argument("--runs", type=int, help="timed calls per variant (default 1000)")
     how.add_argument(
-        "--duration", type=float, metavar="S", help="time for S seconds instead of a number of runs"
+        "--duration",
+        type=float,
+        metavar="S",
+        help="time for S seconds instead of a number of runs (--e2e: seconds per rate, default 3)",
     )
     p.add_argument("--warmup", type=int, default=50, help="untimed calls per variant first (default 50)")
-    p.add_argument("--batch", type=int, default=1, help="windows per call (default 1)")
+    p.add_argument(
+        "--batch", type=int, default=1, help="windows per call (default 1; --e2e: readings per message)"
+    )
     p.add_argument("--percentile", help="verdict percentile, e.g. p99 or p99.9 (default: the profile's)")
     p.add_argument("--budget-ms", type=float, help="latency budget in ms (default: the profile's)")
     p.add_argument(
@@ -41,6 +48,22 @@ def register(sub: argparse._SubParsersAction) -> None:
         help="also time these, interleaved in one process",
     )
     p.add_argument("--seed", type=int, default=0, help="seed of the per-round random order")
+    e2e = p.add_argument_group("end to end through a broker (--e2e)")
+    e2e.add_argument("--e2e", action="store_true", help="time the daemon through a real MQTT broker")
+    e2e.add_argument("--broker", help="mqtt://HOST:PORT (default: a private mosquitto on a free port)")
+    e2e.add_argument(
+        "--rates",
+        type=float,
+        nargs="+",
+        default=[100.0, 1000.0, 10000.0],
+        metavar="R",
+        help="readings/s to sweep (default 100 1000 10000)",
+    )
+    e2e.add_argument("--streams", type=int, default=4, help="sensor streams the readings go to (default 4)")
+    e2e.add_argument(
+        "--verdict-rate", type=float, default=1000.0, help="judge the budget at this rate (default 1000)"
+    )
+    e2e.add_argument("--no-relay", action="store_true", help="skip the bare-relay baseline")
     p.add_argument("--out", help="report folder (default runs/bench/<bundle>-<time>)")
     p.add_argument("--no-plots", action="store_true", help="skip PNG plots")
     p.set_defaults(handler=run)
@@ -53,6 +76,8 @@ def run(args: argparse.Namespace) -> int:
     from edgekit.bench import EXIT_BUDGET_FAIL, BenchConfig, run_bench
     from edgekit.bench.report import format_table
 
+    if args.e2e:
+        return run_e2e_cli(args)
     out = args.out or str(
         Path("runs/bench") / f"{Path(args.bundle).resolve().name}-{time.strftime('%Y%m%d-%H%M%S')}"
     )
@@ -73,5 +98,42 @@ def run(args: argparse.Namespace) -> int:
     )
     report = run_bench(cfg, echo=print)
     print(format_table(report))
+    print(f"report: {out}/report.md, report.json")
+    return 0 if report["verdict"]["passed"] else EXIT_BUDGET_FAIL
+
+
+def run_e2e_cli(args: argparse.Namespace) -> int:
+    import time
+    from pathlib import Path
+
+    from edgekit.bench import EXIT_BUDGET_FAIL
+    from edgekit.bench.e2e import E2EConfig, run_e2e, saturation_line
+    from edgekit.bench.report import format_table
+    from edgekit.errors import ConfigError
+
+    if args.compare or args.runs:
+        raise ConfigError("--compare and --runs are for model-only runs; leave them out with --e2e")
+    out = args.out or str(
+        Path("runs/bench") / f"{Path(args.bundle).resolve().name}-e2e-{time.strftime('%Y%m%d-%H%M%S')}"
+    )
+    cfg = E2EConfig(
+        bundle=args.bundle,
+        broker=args.broker,
+        profile=args.profile,
+        rates=args.rates,
+        duration_s=args.duration or 3.0,
+        streams=args.streams,
+        batch=args.batch,
+        percentile=args.percentile,
+        budget_ms=args.budget_ms,
+        verdict_rate=args.verdict_rate,
+        relay=not args.no_relay,
+        data=args.data,
+        out=out,
+        plots=not args.no_plots,
+    )
+    report = run_e2e(cfg, echo=print)
+    print(format_table(report))
+    print(saturation_line(report["e2e"]))
     print(f"report: {out}/report.md, report.json")
     return 0 if report["verdict"]["passed"] else EXIT_BUDGET_FAIL

@@ -143,22 +143,6 @@ def shuttle_rows(sensor_run) -> tuple[np.ndarray, np.ndarray]:
     return x[:, 0, :].astype(np.float32), y
 
 
-@pytest.fixture(scope="session")
-def windowed_bundle(tmp_path_factory, keypair) -> Path:
-    """A signed bundle with window 32 / hop 8 from a quick real MIT-BIH ECG distillation (label-free)."""
-    from edgekit.distill.pipeline import DistillConfig, distill
-    from edgekit.export.pipeline import ExportOptions, export_run
-
-    run = tmp_path_factory.mktemp("runs") / "mitdb"
-    distill(
-        DistillConfig(
-            out=str(run), dataset="mitdb", window=32, hop=8, max_rows=3000, teacher_epochs=2, student_epochs=2
-        )
-    )
-    out = tmp_path_factory.mktemp("bundles") / "mitdb-x86"
-    return export_run(run, "x86-gateway", out, key=keypair[0], options=ExportOptions(latency_runs=20))
-
-
 @pytest.fixture
 def rt() -> SimpleNamespace:
     """Helpers for tests: rt.running(cfg), rt.wait_until(pred), rt.Listener, rt.Publisher."""
