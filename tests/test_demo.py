@@ -18,3 +18,14 @@ def test_demo_quick_runs_every_stage(tmp_path):
     for target in ("raspberry-pi-4", "jetson-orin-nano", "x86-gateway"):
         assert (tmp_path / "bundles" / target / "manifest.sig").is_file()
     assert (tmp_path / "device" / "current").is_symlink()
+    # 3. serve: the daemon scored the replayed test split, reported anomalies, counted the bad payload
+    assert "anomaly reports on edgekit/demo-gw/anomalies" in out
+    assert "malformed 1" in out and "exit code after SIGTERM 0" in out
+    assert "ms vs the 100 ms budget of profile x86-gateway" in out
+    # 4. bench: interleaved variants incl. teacher vs student, e2e through the broker, reports with plots
+    for variant in ("x86-gateway", "raspberry-pi-4", "torch-student", "torch-teacher"):
+        assert f"\n{variant} " in out
+    assert "daemon e2e at 100 readings/s" in out and "saturation point" in out
+    for report in ("model", "e2e"):
+        assert (tmp_path / "bench" / report / "report.json").is_file()
+        assert (tmp_path / "bench" / report / "report.md").is_file()

@@ -1,6 +1,6 @@
-"""The device side must start without the training stack: importing the daemon, the engine, the bundle
-code and building the whole CLI parser in a fresh interpreter loads none of torch, transformers,
-optimum or onnx (the onnxruntime package is fine)."""
+"""The device side must start without the training stack: importing every module of edgekit.runtime,
+edgekit.bundle and edgekit.bench (what `edgekit[runtime]` devices run) and building the whole CLI
+parser in a fresh interpreter loads none of torch, transformers, optimum or onnx (onnxruntime is fine)."""
 
 from __future__ import annotations
 
@@ -11,8 +11,14 @@ import sys
 TRAINING_ONLY = ("torch", "transformers", "optimum", "onnx")
 
 PROBE = f"""
-import json, sys
-import edgekit.runtime.daemon, edgekit.runtime.engine, edgekit.bundle, edgekit.cli
+import importlib, json, pkgutil, sys
+import edgekit.bench, edgekit.bundle, edgekit.runtime
+mods = []
+for pkg in (edgekit.runtime, edgekit.bundle, edgekit.bench):
+    for info in pkgutil.iter_modules(pkg.__path__, pkg.__name__ + "."):
+        importlib.import_module(info.name)
+        mods.append(info.name)
+assert "edgekit.runtime.daemon" in mods and "edgekit.bench.e2e" in mods and "edgekit.bundle.install" in mods
 from edgekit.cli import build_parser
 build_parser().parse_args(["serve", "--bundle", "b", "--broker", "mqtt://h", "--device", "d"])
 bad = sorted(m for m in sys.modules if m.split(".")[0] in {TRAINING_ONLY!r})
