@@ -32,7 +32,6 @@ import time
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
@@ -40,11 +39,10 @@ import numpy as np
 import paho.mqtt.client as mqtt
 from paho.mqtt.enums import CallbackAPIVersion
 
-from edgekit import __version__
 from edgekit.bench import latency
 from edgekit.bench.machine import machine_info
-from edgekit.bench.report import _budget_line, _save, fmt_ms, md_table
-from edgekit.bench.runner import profile_record, resolve_budget, resolve_profile
+from edgekit.bench.report import _budget_line, _save, cdf_figure, fmt_ms, md_table
+from edgekit.bench.runner import report_header, resolve_budget, resolve_profile
 from edgekit.bench.variants import bundle_variant, load_windows
 from edgekit.errors import ConfigError, EdgekitError
 from edgekit.runtime.mqtt import Topics, parse_broker_url, set_nodelay
@@ -499,15 +497,7 @@ def run_e2e(cfg: E2EConfig, echo: Callable[[str], None] | None = None) -> dict[s
     e2e = summarize_e2e(results, q, budget, cfg.verdict_rate)
     e2e.update(daemon_rss_mb=rss, daemon_exit_code=daemon_rc)
     report: dict[str, Any] = {
-        "schema": 1,
-        "tool": f"edgekit bench {__version__}",
-        "mode": "e2e",
-        "created_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-        "command": " ".join(sys.argv),
-        "bundle": str(cfg.bundle),
-        "profile": profile_record(
-            profile, q, budget, overridden=cfg.budget_ms is not None or cfg.percentile is not None
-        ),
+        **report_header("e2e", cfg.bundle, profile, q, budget, cfg.budget_ms, cfg.percentile),
         "method": {
             "path": "publisher -> broker -> edgekit serve (--threshold=-inf: every window reported) -> broker -> subscriber"
             if cfg.every_window
@@ -669,25 +659,13 @@ def plot_e2e(
 
     daemon = {k: v for k, v in samples.items() if k.startswith("daemon@") and len(v["latency_ms"])}
     if daemon:
-        fig, ax = plt.subplots(figsize=(7, 4.2))
-        hi = 0.0
-        for name, a in daemon.items():
-            t = np.sort(a["latency_ms"])
-            hi = max(hi, float(t[-1]))
-            ax.plot(
-                t, (np.arange(1, len(t) + 1) - 0.5) / len(t), lw=1.6, label=f"{name.split('@')[1]} readings/s"
-            )
-        _budget_line(ax, budget, hi, vertical=True)
-        ax.set_xscale("log")
-        ax.set_yscale("logit")
-        ticks = [0.5, 0.9, 0.99, 0.999]
-        ax.set_yticks(ticks, [f"p{100 * t:g}" for t in ticks])
-        ax.yaxis.set_minor_formatter(plt.NullFormatter())
-        ax.set_xlabel("publisher -> report at subscriber (ms, log scale)")
-        ax.set_ylabel("percentile (logit scale)")
-        ax.set_title("Daemon end-to-end latency distribution per rate", fontsize=10)
-        ax.grid(True, which="both", alpha=0.3)
-        ax.legend(fontsize=8, loc="lower right")
+        fig = cdf_figure(
+            plt,
+            {f"{name.split('@')[1]} readings/s": a["latency_ms"] for name, a in daemon.items()},
+            budget,
+            xlabel="publisher -> report at subscriber (ms, log scale)",
+            title="Daemon end-to-end latency distribution per rate",
+        )
         files["e2e_latency_cdf"] = _save(fig, out / "e2e_latency_cdf.png", plt)
 
         fig, ax = plt.subplots(figsize=(7, 4.2))

@@ -122,28 +122,14 @@ def plot_model(out: Path, report: dict, arrays: dict[str, dict[str, np.ndarray]]
     key = report["profile"]["percentile"]
     files = {}
 
-    fig, ax = plt.subplots(figsize=(7, 4.2))
-    hi = 0.0
-    for name, a in arrays.items():
-        t = np.sort(a["total_ms"])
-        hi = max(hi, float(t[-1]))
-        # Plotting positions (i - 0.5) / n stay inside (0, 1), which the logit scale needs.
-        ax.plot(t, (np.arange(1, len(t) + 1) - 0.5) / len(t), label=name, lw=1.6)
-    _budget_line(ax, budget, hi, vertical=True)
-    ax.set_xscale("log")
-    ax.set_yscale("logit")
-    ticks = [0.5, 0.9, 0.99, 0.999]
-    ax.set_yticks(ticks, [f"p{100 * t:g}" for t in ticks])
-    ax.yaxis.set_minor_formatter(plt.NullFormatter())
-    ax.axhline(float(key[1:]) / 100, color="grey", ls=":", lw=1)
-    ax.set_xlabel("end-to-end latency per call (ms, log scale)")
-    ax.set_ylabel("percentile (logit scale)")
-    ax.set_title(
-        f"Latency distribution, batch {report['method']['batch']} ({report['machine']['cpu_model']})",
-        fontsize=10,
+    fig = cdf_figure(
+        plt,
+        {name: a["total_ms"] for name, a in arrays.items()},
+        budget,
+        xlabel="end-to-end latency per call (ms, log scale)",
+        title=f"Latency distribution, batch {report['method']['batch']} ({report['machine']['cpu_model']})",
+        mark_q=float(key[1:]),
     )
-    ax.grid(True, which="both", alpha=0.3)
-    ax.legend(fontsize=8, loc="lower right")
     files["latency_cdf"] = _save(fig, out / "latency_cdf.png", plt)
 
     fig, ax = plt.subplots(figsize=(7, 4.2))
@@ -173,6 +159,38 @@ def plot_model(out: Path, report: dict, arrays: dict[str, dict[str, np.ndarray]]
     )
     files["stages"] = _save(fig, out / "stages.png", plt)
     return files
+
+
+def cdf_figure(
+    plt: Any,
+    series: dict[str, np.ndarray],
+    budget: float,
+    xlabel: str,
+    title: str,
+    mark_q: float | None = None,
+) -> Any:
+    """Latency CDFs (log ms against a logit percentile axis, so the tail is readable) with the budget."""
+    fig, ax = plt.subplots(figsize=(7, 4.2))
+    hi = 0.0
+    for label, ms in series.items():
+        t = np.sort(ms)
+        hi = max(hi, float(t[-1]))
+        # Plotting positions (i - 0.5) / n stay inside (0, 1), which the logit scale needs.
+        ax.plot(t, (np.arange(1, len(t) + 1) - 0.5) / len(t), label=label, lw=1.6)
+    _budget_line(ax, budget, hi, vertical=True)
+    ax.set_xscale("log")
+    ax.set_yscale("logit")
+    ticks = [0.5, 0.9, 0.99, 0.999]
+    ax.set_yticks(ticks, [f"p{100 * t:g}" for t in ticks])
+    ax.yaxis.set_minor_formatter(plt.NullFormatter())
+    if mark_q is not None:
+        ax.axhline(mark_q / 100, color="grey", ls=":", lw=1)
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel("percentile (logit scale)")
+    ax.set_title(title, fontsize=10)
+    ax.grid(True, which="both", alpha=0.3)
+    ax.legend(fontsize=8, loc="lower right")
+    return fig
 
 
 def _budget_line(ax: Any, budget: float, data_max: float, vertical: bool) -> None:

@@ -84,6 +84,29 @@ def profile_record(
     }
 
 
+def report_header(
+    mode: str,
+    bundle: str,
+    profile: TargetProfile,
+    q: float,
+    budget: float,
+    budget_flag: float | None,
+    percentile_flag: str | None,
+) -> dict[str, Any]:
+    """The fields every bench report starts with (model-only and e2e)."""
+    return {
+        "schema": REPORT_SCHEMA,
+        "tool": f"edgekit bench {__version__}",
+        "mode": mode,
+        "created_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "command": " ".join(sys.argv),
+        "bundle": str(bundle),
+        "profile": profile_record(
+            profile, q, budget, overridden=budget_flag is not None or percentile_flag is not None
+        ),
+    }
+
+
 def run_bench(cfg: BenchConfig, echo: Callable[[str], None] | None = None) -> dict[str, Any]:
     """Benchmark cfg.bundle (and cfg.compare, interleaved) and return the report; writes files when cfg.out is set."""
     say = echo or (lambda _msg: None)
@@ -125,15 +148,7 @@ def run_bench(cfg: BenchConfig, echo: Callable[[str], None] | None = None) -> di
     verdicts = [latency.verdict(s, budget, q) for s in summaries]
     key = latency.percentile_key(q)
     report: dict[str, Any] = {
-        "schema": REPORT_SCHEMA,
-        "tool": f"edgekit bench {__version__}",
-        "mode": "model",
-        "created_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-        "command": " ".join(sys.argv),
-        "bundle": str(cfg.bundle),
-        "profile": profile_record(
-            profile, q, budget, overridden=cfg.budget_ms is not None or cfg.percentile is not None
-        ),
+        **report_header("model", cfg.bundle, profile, q, budget, cfg.budget_ms, cfg.percentile),
         "method": {
             "runs": runs,
             "duration_s": cfg.duration_s,
