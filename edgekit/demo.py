@@ -123,13 +123,13 @@ def _serve_stage(out: Path, broker_url: str, quick: bool) -> dict:
 
     import numpy as np
     import paho.mqtt.client as mqtt
-    from paho.mqtt.enums import CallbackAPIVersion
 
+    from edgekit.bench.e2e import bench_client
     from edgekit.bench.report import fmt_ms
     from edgekit.errors import EdgekitError
     from edgekit.metrics import percentiles
     from edgekit.profiles import load_profile
-    from edgekit.runtime.mqtt import Topics, parse_broker_url, set_nodelay
+    from edgekit.runtime.mqtt import Topics, parse_broker_url
     from edgekit.runtime.payloads import encode_reading
 
     profile = load_profile("x86-gateway")
@@ -154,12 +154,7 @@ def _serve_stage(out: Path, broker_url: str, quick: bool) -> dict:
                 arrival.append(now)
 
     def client(name: str) -> mqtt.Client:
-        c = mqtt.Client(
-            CallbackAPIVersion.VERSION2, client_id=f"{name}-{time.time_ns()}", protocol=mqtt.MQTTv5
-        )
-        c.on_socket_open = lambda _c, _u, sock: set_nodelay(sock)
-        c.max_inflight_messages_set(0)
-        c.connect(addr.host, addr.port)
+        c = bench_client(addr.host, addr.port, True, f"{name}-{time.time_ns()}")
         c.loop_start()
         return c
 

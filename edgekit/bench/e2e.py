@@ -41,7 +41,7 @@ from paho.mqtt.enums import CallbackAPIVersion
 
 from edgekit.bench import latency
 from edgekit.bench.machine import machine_info
-from edgekit.bench.report import _budget_line, _save, cdf_figure, fmt_ms, md_table
+from edgekit.bench.report import _budget_line, _save, cdf_figure, fmt_ms, md_table, over_time_figure
 from edgekit.bench.runner import report_header, resolve_budget, resolve_profile
 from edgekit.bench.variants import bundle_variant, load_windows
 from edgekit.errors import ConfigError, EdgekitError
@@ -79,7 +79,8 @@ class E2EConfig:
 
 
 # -- helper processes ---------------------------------------------------------------------------------
-def _client(host: str, port: int, nodelay: bool, name: str = "") -> mqtt.Client:
+def bench_client(host: str, port: int, nodelay: bool, name: str = "") -> mqtt.Client:
+    """A connected MQTT 5 client for publishing/subscribing test traffic (no network loop started)."""
     c = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=name, protocol=mqtt.MQTTv5)
     if nodelay:
         c.on_socket_open = lambda _c, _u, s: set_nodelay(s)
@@ -115,7 +116,7 @@ def _subscriber(
         arrival.append(now)
         lat.append((now - sent) * 1000.0)
 
-    c = _client(host, port, nodelay, f"edgekit-bench-sub-{uuid.uuid4().hex[:8]}")
+    c = bench_client(host, port, nodelay, f"edgekit-bench-sub-{uuid.uuid4().hex[:8]}")
     c.on_message = on_message
     c.on_subscribe = lambda *_a: conn.send("ready")
     c.subscribe(topic, qos=1)
@@ -136,7 +137,7 @@ def _subscriber(
 def _relay(host: str, port: int, nodelay: bool, sub: str, out: str, ready: str, cpu: int | None) -> None:
     """The baseline: subscribe and republish every message, no parsing, no model."""
     _pin(0, cpu)
-    c = _client(host, port, nodelay, f"edgekit-bench-relay-{uuid.uuid4().hex[:8]}")
+    c = bench_client(host, port, nodelay, f"edgekit-bench-relay-{uuid.uuid4().hex[:8]}")
     c.on_message = lambda cl, _u, m: cl.publish(out, m.payload, qos=1)
     c.on_subscribe = lambda cl, *_a: cl.publish(ready, b"1", qos=1)
     c.subscribe(sub, qos=1)
@@ -150,10 +151,10 @@ class _Rig:
     def __init__(self, cfg: E2EConfig, host: str, port: int, topics: Topics, rows: np.ndarray) -> None:
         self.cfg, self.host, self.port, self.topics = cfg, host, port, topics
         self.vals = [json.dumps([float(v) for v in r]) for r in rows]
-        self.pub = _client(host, port, cfg.nodelay, f"edgekit-bench-pub-{uuid.uuid4().hex[:8]}")
+        self.pub = bench_client(host, port, cfg.nodelay, f"edgekit-bench-pub-{uuid.uuid4().hex[:8]}")
         self.pub.loop_start()
         self.inbox: list[tuple[str, bytes]] = []
-        self.ctl = _client(host, port, True, f"edgekit-bench-ctl-{uuid.uuid4().hex[:8]}")
+        self.ctl = bench_client(host, port, True, f"edgekit-bench-ctl-{uuid.uuid4().hex[:8]}")
         self.ctl.on_message = lambda _c, _u, m: self.inbox.append((m.topic, m.payload))
         self.ready_topic = f"{topics.cmd}/bench-relay-ready"
         self.ctl.subscribe([(topics.heartbeat, 0), (topics.status, 1), (self.ready_topic, 1)])
@@ -668,24 +669,16 @@ def plot_e2e(
         )
         files["e2e_latency_cdf"] = _save(fig, out / "e2e_latency_cdf.png", plt)
 
-        fig, ax = plt.subplots(figsize=(7, 4.2))
-        offset = 0.0
-        for name, a in daemon.items():
-            ax.plot(
-                a["arrival_s"] + offset,
-                a["latency_ms"],
-                ".",
-                ms=2,
-                alpha=0.5,
-                label=name.split("@")[1] + "/s",
-            )
+        series, offset = {}, 0.0
+        for name, a in daemon.items():  # rates back to back on one time axis
+            series[name.split("@")[1] + "/s"] = (a["arrival_s"] + offset, a["latency_ms"])
             offset += float(a["arrival_s"][-1]) + 0.5
-        _budget_line(ax, budget, max(float(a["latency_ms"].max()) for a in daemon.values()), vertical=False)
-        ax.set_yscale("log")
-        ax.set_xlabel("time (s, rates back to back)")
-        ax.set_ylabel("end-to-end latency (ms, log scale)")
-        ax.set_title("Daemon latency over time (backlog shows as a ramp)", fontsize=10)
-        ax.grid(True, which="both", alpha=0.3)
-        ax.legend(fontsize=8, markerscale=4)
+        fig = over_time_figure(
+            plt,
+            series,
+            budget,
+            xlabel="time (s, rates back to back)",
+            title="Daemon latency over time (backlog shows as a ramp)",
+        )
         files["e2e_latency_over_time"] = _save(fig, out / "e2e_latency_over_time.png", plt)
     return files

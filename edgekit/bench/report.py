@@ -132,16 +132,13 @@ def plot_model(out: Path, report: dict, arrays: dict[str, dict[str, np.ndarray]]
     )
     files["latency_cdf"] = _save(fig, out / "latency_cdf.png", plt)
 
-    fig, ax = plt.subplots(figsize=(7, 4.2))
-    for name, a in arrays.items():
-        ax.plot(a["start_s"], a["total_ms"], ".", ms=2, alpha=0.5, label=name)
-    _budget_line(ax, budget, max(float(a["total_ms"].max()) for a in arrays.values()), vertical=False)
-    ax.set_yscale("log")
-    ax.set_xlabel("time since measurement start (s)")
-    ax.set_ylabel("end-to-end latency (ms, log scale)")
-    ax.set_title("Latency over time (drift, throttling, outliers)", fontsize=10)
-    ax.grid(True, which="both", alpha=0.3)
-    ax.legend(fontsize=8, markerscale=4)
+    fig = over_time_figure(
+        plt,
+        {name: (a["start_s"], a["total_ms"]) for name, a in arrays.items()},
+        budget,
+        xlabel="time since measurement start (s)",
+        title="Latency over time (drift, throttling, outliers)",
+    )
     files["latency_over_time"] = _save(fig, out / "latency_over_time.png", plt)
 
     fig, ax = plt.subplots(figsize=(7, 0.9 + 0.5 * len(arrays)))
@@ -190,6 +187,23 @@ def cdf_figure(
     ax.set_title(title, fontsize=10)
     ax.grid(True, which="both", alpha=0.3)
     ax.legend(fontsize=8, loc="lower right")
+    return fig
+
+
+def over_time_figure(
+    plt: Any, series: dict[str, tuple[np.ndarray, np.ndarray]], budget: float, xlabel: str, title: str
+) -> Any:
+    """Latency (log ms) against time, one dot per sample, with the budget."""
+    fig, ax = plt.subplots(figsize=(7, 4.2))
+    for label, (t, ms) in series.items():
+        ax.plot(t, ms, ".", ms=2, alpha=0.5, label=label)
+    _budget_line(ax, budget, max(float(ms.max()) for _, ms in series.values()), vertical=False)
+    ax.set_yscale("log")
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel("end-to-end latency (ms, log scale)")
+    ax.set_title(title, fontsize=10)
+    ax.grid(True, which="both", alpha=0.3)
+    ax.legend(fontsize=8, markerscale=4)
     return fig
 
 
