@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
@@ -146,3 +147,37 @@ def check_hashes(bundle_dir: str | Path, manifest: Manifest) -> None:
     extra = sorted(set(actual) - set(manifest.files))
     if extra:
         raise BundleError(f"{bundle_dir}: file {extra[0]} is not listed in the manifest")
+
+
+_SEMVER = re.compile(r"^v?(\d+)\.(\d+)\.(\d+)(?:-([0-9A-Za-z.-]+))?(?:\+[0-9A-Za-z.-]+)?$")
+
+
+def version_key(version: str) -> tuple:
+    """Sort key of a semantic version (MAJOR.MINOR.PATCH[-pre][+build]); a pre-release sorts before its release.
+
+    Raises BundleError for a version that is not semantic, since order cannot be decided then.
+    """
+    m = _SEMVER.match(version.strip())
+    if m is None:
+        raise BundleError(f"model_version {version!r} is not a semantic version (MAJOR.MINOR.PATCH)")
+    major, minor, patch, pre = m.groups()
+    # A release (no pre-release part) sorts after every pre-release of the same numbers (semver 11.3).
+    pre_key: tuple = (
+        (1,) if pre is None else (0, *((0, int(p)) if p.isdigit() else (1, p) for p in pre.split(".")))
+    )
+    return (int(major), int(minor), int(patch), pre_key)
+
+
+def check_upgrade(current: Manifest | None, new: Manifest, allow_downgrade: bool = False) -> None:
+    """Refuse installing or loading `new` over `current` when it is an older version of the same model.
+
+    Different model ids are not ordered (a new model replaces another freely); the same version is allowed
+    (re-install, reload). Raises BundleError naming both versions unless `allow_downgrade`.
+    """
+    if current is None or allow_downgrade or current.model_id != new.model_id:
+        return
+    if version_key(new.model_version) < version_key(current.model_version):
+        raise BundleError(
+            f"refusing downgrade of {new.model_id}: bundle is version {new.model_version}, "
+            f"the running/installed one is {current.model_version} (pass --allow-downgrade to force it)"
+        )
