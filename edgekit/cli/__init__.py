@@ -14,6 +14,9 @@ import sys
 from edgekit import __version__
 from edgekit.errors import EdgekitError
 
+# Modules only `edgekit[train]` brings; a device installs `edgekit[runtime]` without them.
+TRAINING_MODULES = ("torch", "transformers", "optimum", "onnx", "onnxscript")
+
 # One module per pipeline stage; each defines register(subparsers).
 COMMAND_MODULES = ["distill", "profiles", "demo", "export", "bench", "serve"]
 
@@ -46,6 +49,16 @@ def main(argv: list[str] | None = None) -> int:
         return exc.exit_code
     except KeyboardInterrupt:
         return 130
+    except ModuleNotFoundError as exc:
+        missing = (exc.name or "").split(".")[0]
+        if missing not in TRAINING_MODULES:
+            raise
+        print(
+            f"edgekit {args.command}: error: needs the training stack, which this install lacks "
+            f"(no module {missing!r}): pip install 'edgekit[train]' after 'pip install torch==2.13.0'",
+            file=sys.stderr,
+        )
+        return 2
     return int(rc or 0)
 
 
