@@ -122,35 +122,30 @@ def test_label_values_with_newlines_are_escaped():
     assert fams["edgekit_latency_seconds"].samples[-1].value == 0  # _sum of an empty histogram
 
 
-@pytest.mark.parametrize("port", ["70000", "-1"])
-def test_metrics_port_out_of_range_is_one_line(broker, sensor_bundle, port):
-    proc = subprocess.run(
-        serve_cmd(sensor_bundle, broker.url, "d1", "--metrics-port", port),
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
+def serve_error_line(bundle, broker_url: str, port: str) -> str:
+    """Run `edgekit serve --metrics-port PORT`; it must fail with one line and no traceback."""
+    cmd = serve_cmd(bundle, broker_url, "d1", "--metrics-port", port)
+    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=120)
     assert proc.returncode != 0 and "Traceback" not in proc.stderr
     lines = proc.stderr.strip().splitlines()
     assert len(lines) == 1, proc.stderr
-    assert f"metrics port {port} must be from 1 to 65535" in lines[0]
+    return lines[0]
+
+
+@pytest.mark.parametrize("port", ["70000", "-1"])
+def test_metrics_port_out_of_range_is_one_line(broker, sensor_bundle, port):
+    """Before: OverflowError traceback from bind()."""
+    assert f"metrics port {port} must be from 1 to 65535" in serve_error_line(sensor_bundle, broker.url, port)
 
 
 def test_metrics_port_in_use_is_one_line_naming_host_and_port(broker, sensor_bundle):
+    """Before: OSError traceback (Address already in use)."""
     with socket.socket() as taken:
         taken.bind(("127.0.0.1", 0))
         taken.listen()
         port = taken.getsockname()[1]
-        proc = subprocess.run(
-            serve_cmd(sensor_bundle, broker.url, "d1", "--metrics-port", str(port)),
-            capture_output=True,
-            text=True,
-            timeout=120,
-        )
-    assert proc.returncode != 0 and "Traceback" not in proc.stderr
-    lines = proc.stderr.strip().splitlines()
-    assert len(lines) == 1, proc.stderr
-    assert f"metrics endpoint 127.0.0.1:{port}: cannot listen ({os.strerror(errno.EADDRINUSE)})" in lines[0]
+        line = serve_error_line(sensor_bundle, broker.url, str(port))
+    assert f"metrics endpoint 127.0.0.1:{port}: cannot listen ({os.strerror(errno.EADDRINUSE)})" in line
 
 
 def test_start_metrics_server_refuses_bad_ports_as_config_errors():
