@@ -1,7 +1,12 @@
-"""A private mosquitto on a free loopback port: the demo's default broker and the tests' fixture."""
+"""A private mosquitto on a free loopback port: the demo's default broker and the tests' fixture.
+
+It runs the settings of the shipped device configuration (firmware_configs/mosquitto.conf: persistence,
+autosave, queue limits), on its own port and storage folder, so tests exercise what a device runs.
+"""
 
 from __future__ import annotations
 
+import os
 import shutil
 import socket
 import subprocess
@@ -10,6 +15,10 @@ import time
 from pathlib import Path
 
 from edgekit.errors import EdgekitError
+from edgekit.profiles import profile_dirs
+
+# Settings of the shipped file that the private broker replaces with its own.
+_OWN = ("listener", "persistence_location", "set_tcp_nodelay")
 
 
 def free_port() -> int:
@@ -29,6 +38,20 @@ def find_mosquitto() -> str:
     return path
 
 
+def device_conf_path() -> Path:
+    """The shipped mosquitto.conf (next to the target profiles; wheels carry a copy)."""
+    for d in profile_dirs():
+        if (d / "mosquitto.conf").is_file():
+            return d / "mosquitto.conf"
+    raise EdgekitError("firmware_configs/mosquitto.conf is missing from this installation")
+
+
+def device_settings() -> list[str]:
+    """The shipped configuration's setting lines, without comments and without the ones in _OWN."""
+    lines = (line.strip() for line in device_conf_path().read_text(encoding="utf-8").splitlines())
+    return [line for line in lines if line and not line.startswith("#") and line.split()[0] not in _OWN]
+
+
 class Broker:
     """Start/stop/restart a mosquitto 2.x bound to 127.0.0.1. Usable as a context manager."""
 
@@ -37,6 +60,9 @@ class Broker:
         self.tcp_nodelay = tcp_nodelay
         self.extra_conf = extra_conf
         self._dir = tempfile.TemporaryDirectory(prefix="edgekit-mosquitto-")
+        if hasattr(os, "geteuid") and os.geteuid() == 0:
+            # mosquitto started as root drops to its own user, which must still write its database here
+            os.chmod(self._dir.name, 0o777)
         self.proc: subprocess.Popen | None = None
 
     @property
@@ -45,15 +71,20 @@ class Broker:
 
     def _write_conf(self) -> Path:
         conf = Path(self._dir.name) / "mosquitto.conf"
-        conf.write_text(
-            f"listener {self.port} 127.0.0.1\n"
-            "allow_anonymous true\n"
-            "persistence false\n"
-            f"set_tcp_nodelay {'true' if self.tcp_nodelay else 'false'}\n"
-            "max_queued_messages 100000\n"
-            "log_type error\nlog_type warning\n"
-            f"{self.extra_conf}\n"
-        )
+        # mosquitto refuses a setting given twice: extra_conf wins over the shipped file and our own lines
+        extra = {line.split()[0] for line in self.extra_conf.splitlines() if line.strip()}
+        own = [
+            f"persistence_location {self._dir.name}/",
+            f"set_tcp_nodelay {'true' if self.tcp_nodelay else 'false'}",
+        ]
+        lines = [
+            f"listener {self.port} 127.0.0.1",
+            *(line for line in [*device_settings(), *own] if line.split()[0] not in extra),
+            "log_type error",
+            "log_type warning",
+            self.extra_conf,
+        ]
+        conf.write_text("\n".join(lines) + "\n")
         return conf
 
     def start(self, timeout: float = 10.0) -> Broker:
@@ -84,6 +115,13 @@ class Broker:
             except subprocess.TimeoutExpired:
                 self.proc.kill()
                 self.proc.wait()
+        self.proc = None
+
+    def kill(self) -> None:
+        """SIGKILL, as a crash or power cut would: no final save of the persistence database."""
+        if self.proc and self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait()
         self.proc = None
 
     def restart(self, down_s: float = 0.0) -> None:

@@ -3,18 +3,19 @@
 from __future__ import annotations
 
 import os
+import string
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Literal
+from typing import Literal, get_args
 
-from edgekit.config import from_dict, load_yaml
+from edgekit.config import alternatives, from_dict, load_yaml, setting
 from edgekit.errors import ConfigError
 
 QuantMode = Literal["fp32", "fp16", "int8-dynamic", "int8-static-qdq"]
 Percentile = Literal["p50", "p90", "p95", "p99", "p99.9"]
-
 # Providers and options onnxruntime documents; anything else is a typo we should catch early.
-KNOWN_PROVIDERS = (
+ProviderName = Literal[
     "CPUExecutionProvider",
     "CUDAExecutionProvider",
     "TensorrtExecutionProvider",
@@ -23,29 +24,62 @@ KNOWN_PROVIDERS = (
     "ArmNNExecutionProvider",
     "OpenVINOExecutionProvider",
     "CoreMLExecutionProvider",
-)
+]
+KNOWN_PROVIDERS: tuple[str, ...] = get_args(ProviderName)
+
+
+def topic_template(*placeholders: str, level: str | None = None) -> Callable[[str], str | None]:
+    """A Check test for an MQTT topic template: only `placeholders`, and `level` (if any) once as a whole level.
+
+    Checked at load time because the daemon fills templates with str.format and subscribes with `level`
+    replaced by a wildcard, which MQTT only accepts as a whole topic level.
+    """
+    allowed = alternatives((f"{{{p}}}" for p in placeholders), last="and")
+    wanted = (
+        f"a topic template with {{{level}}} as one whole level, using only {allowed}"
+        if level
+        else f"a topic template using only {allowed}"
+    )
+    wanted += ", without + # or a leading $"
+
+    def test(value: str) -> str | None:
+        if not value or value.startswith("$") or any(c in value for c in "+#\0"):
+            return wanted
+        try:
+            parts = list(string.Formatter().parse(value))
+        except ValueError:  # a lone { or }
+            return wanted
+        names = [name for _, name, _, _ in parts if name is not None]
+        if any("{" in text or "}" in text for text, *_ in parts):  # {{ and }} would survive as braces
+            return wanted
+        if any(name not in placeholders or spec or conv for _, name, spec, conv in parts if name is not None):
+            return wanted
+        if level and (names.count(level) != 1 or f"{{{level}}}" not in value.split("/")):
+            return wanted
+        return None
+
+    return test
+
+
+def _non_empty(value: object) -> str | None:
+    return None if value else "not empty"
 
 
 @dataclass
 class Threads:
-    intra_op: int = 1
-    inter_op: int = 1
-
-    def __post_init__(self) -> None:
-        if self.intra_op < 0 or self.inter_op < 0:
-            raise ValueError("thread counts must be >= 0 (0 lets onnxruntime choose)")
+    # 0 lets onnxruntime choose
+    intra_op: int = setting(1, ge=0, le=1024)
+    inter_op: int = setting(1, ge=0, le=1024)
 
 
 @dataclass
 class ExecutionProvider:
-    name: str
+    name: ProviderName
     options: dict[str, str | int | float | bool] = field(default_factory=dict)
 
-    def __post_init__(self) -> None:
-        if self.name not in KNOWN_PROVIDERS:
-            raise ValueError(
-                f"unknown execution provider {self.name!r} (known: {', '.join(KNOWN_PROVIDERS)})"
-            )
+
+def _cpu_only() -> list[ExecutionProvider]:
+    return [ExecutionProvider("CPUExecutionProvider")]
 
 
 @dataclass
@@ -56,26 +90,22 @@ class Quantization:
     activation_type: Literal["QInt8", "QUInt8"] = "QUInt8"
     per_channel: bool = False
     reduce_range: bool = False
-    calibration_windows: int = 512
+    calibration_windows: int = setting(512, ge=1, le=1_000_000)
     calibrate_method: Literal["MinMax", "Entropy", "Percentile"] = "MinMax"
 
 
 @dataclass
 class Latency:
-    budget_ms: float = 100.0
+    budget_ms: float = setting(100.0, gt=0, le=3_600_000)
     percentile: Percentile = "p99"
-
-    def __post_init__(self) -> None:
-        if self.budget_ms <= 0:
-            raise ValueError("budget_ms must be > 0")
 
 
 @dataclass
 class Gate:
     """Release gate applied by `edgekit export`."""
 
-    max_f1_drop: float = 0.01
-    parity_atol: float = 1e-4
+    max_f1_drop: float = setting(0.01, ge=0, le=1)
+    parity_atol: float = setting(1e-4, gt=0, le=1)
     require_quantized_faster: bool = True
 
 
@@ -83,52 +113,44 @@ class Gate:
 class MQTTTopics:
     """Topic layout; `{device}` and `{stream}` are filled in by the daemon."""
 
-    sensors: str = "edgekit/{device}/sensors/{stream}"
-    anomalies: str = "edgekit/{device}/anomalies"
-    scores: str = "edgekit/{device}/scores"
-    status: str = "edgekit/{device}/status"
-    errors: str = "edgekit/{device}/errors"
-    heartbeat: str = "edgekit/{device}/heartbeat"
-    cmd: str = "edgekit/{device}/cmd"
+    sensors: str = setting(
+        "edgekit/{device}/sensors/{stream}", test=topic_template("device", "stream", level="stream")
+    )
+    anomalies: str = setting("edgekit/{device}/anomalies", test=topic_template("device"))
+    scores: str = setting("edgekit/{device}/scores", test=topic_template("device"))
+    status: str = setting("edgekit/{device}/status", test=topic_template("device"))
+    errors: str = setting("edgekit/{device}/errors", test=topic_template("device"))
+    heartbeat: str = setting("edgekit/{device}/heartbeat", test=topic_template("device"))
+    cmd: str = setting("edgekit/{device}/cmd", test=topic_template("device"))
 
 
 @dataclass
 class Daemon:
-    queue_size: int = 10000
+    queue_size: int = setting(10000, ge=1, le=10_000_000)
     overload: Literal["drop-oldest", "drop-newest"] = "drop-oldest"
-    max_batch: int = 64
-    heartbeat_s: float = 10.0
-    max_payload_bytes: int = 262144
+    max_batch: int = setting(64, ge=1, le=65536)
+    heartbeat_s: float = setting(10.0, ge=0.1, le=86400)
+    max_payload_bytes: int = setting(262144, ge=16, le=268_435_455)  # MQTT's own packet limit
     publish_scores: bool = False
-    qos: int = 1
-    keepalive_s: int = 30
+    qos: Literal[0, 1, 2] = 1
+    keepalive_s: int = setting(30, ge=1, le=65535)  # MQTT's range; 0 (off) would hide a dead broker
 
 
 @dataclass
 class TargetProfile:
-    name: str
+    name: str = setting(test=_non_empty)
     description: str = ""
     arch: Literal["aarch64", "x86_64", "armv7l"] = "aarch64"
     cpu: str = ""
-    cores: int = 1
+    cores: int = setting(1, ge=1, le=1024)
     threads: Threads = field(default_factory=Threads)
-    execution_providers: list[ExecutionProvider] = field(
-        default_factory=lambda: [ExecutionProvider("CPUExecutionProvider")]
-    )
+    execution_providers: list[ExecutionProvider] = setting(default_factory=_cpu_only, test=_non_empty)
     quantization: Quantization = field(default_factory=Quantization)
-    opset: int = 17
+    opset: int = setting(17, ge=11, le=21)  # what the exporter and onnxruntime >= 1.17 support
     latency: Latency = field(default_factory=Latency)
     gate: Gate = field(default_factory=Gate)
     mqtt: MQTTTopics = field(default_factory=MQTTTopics)
     daemon: Daemon = field(default_factory=Daemon)
-
-    def __post_init__(self) -> None:
-        if not self.execution_providers:
-            raise ValueError("execution_providers must list at least one provider")
-        if not 11 <= self.opset <= 21:
-            raise ValueError(f"opset {self.opset} is outside the supported range 11..21")
-        if self.cores < 1:
-            raise ValueError("cores must be >= 1")
 
     @property
     def provider_names(self) -> list[str]:

@@ -32,8 +32,14 @@ def test_jetson_uses_tensorrt_fp16_with_engine_cache():
     [
         ("name: x\nthreads: {intra_op: two}\n", "field 'threads.intra_op' must be an integer"),
         ("name: x\nquantization: {mode: int4}\n", "field 'quantization.mode' must be one of"),
-        ("name: x\nlatency: {budget_ms: -1}\n", "field 'latency' budget_ms must be > 0"),
-        ("name: x\nexecution_providers: [{name: GPUExecutionProvider}]\n", "unknown execution provider"),
+        (
+            "name: x\nlatency: {budget_ms: -1}\n",
+            "field 'latency.budget_ms' must be > 0 and <= 3600000; got -1",
+        ),
+        (
+            "name: x\nexecution_providers: [{name: GPUExecutionProvider}]\n",
+            r"field 'execution_providers\[0\].name' must be one of CPUExecutionProvider, .*; got 'GPUExecutionProvider'",
+        ),
         ("name: x\nthreadz: 1\n", "field 'threadz' is not a known setting"),
         ("name: x\nopset: [\n", "invalid YAML"),
     ],

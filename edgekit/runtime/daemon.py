@@ -344,7 +344,7 @@ class Daemon:
         self._install_signals()
         metrics = None
         if self.cfg.metrics_port is not None:
-            render = lambda: prometheus_text(self.snapshot(), self.cfg.device)  # noqa: E731
+            render = lambda: prometheus_text(self.snapshot(), self.cfg.device, self.latency)  # noqa: E731
             metrics = start_metrics_server(self.cfg.metrics_host, self.cfg.metrics_port, render)
         connect_async(self.client, self.address, self.copts)
         self.client.loop_start()

@@ -2,7 +2,12 @@
 
 from __future__ import annotations
 
+import ctypes.util
+import functools
+import importlib.util
 import logging
+import os
+from collections.abc import Collection, Mapping, Sequence
 from pathlib import Path
 
 import numpy as np
@@ -28,20 +33,90 @@ def session_options(profile: TargetProfile | None) -> ort.SessionOptions:
     return opts
 
 
+# Shared libraries each GPU provider needs, one group per library (any name in a group will do): the fallback
+# probe when onnxruntime's own provider library is not a separate file. onnxruntime lists a provider that was
+# compiled in whether or not these exist, and then prints a red "EP Error" block on every session before
+# falling back to CPU (for TensorRT, even when CUDA would work): we look before offering it.
+PROVIDER_LIBRARIES: dict[str, tuple[tuple[str, ...], ...]] = {
+    "CUDAExecutionProvider": (("cudart",), ("cublas",), ("cudnn",)),
+    "TensorrtExecutionProvider": (("nvinfer", "nvinfer_10"), ("cudart",), ("cublas",)),
+}
+_PROVIDER_FILES = {"CUDAExecutionProvider": "cuda", "TensorrtExecutionProvider": "tensorrt"}
+
+
+@functools.cache
+def has_library(stem: str) -> bool:
+    """Whether the dynamic loader can find lib<stem> (ldconfig cache, LD_LIBRARY_PATH or NVIDIA's wheels)."""
+    if ctypes.util.find_library(stem):
+        return True
+    for soname in (f"lib{stem}.so", *(f"lib{stem}.so.{v}" for v in range(7, 14))):
+        try:
+            ctypes.CDLL(soname)  # honours LD_LIBRARY_PATH, which find_library may not
+            return True
+        except OSError:
+            continue
+    # pip's nvidia-*-cu12 wheels, which onnxruntime-gpu loads from site-packages
+    nvidia = importlib.util.find_spec("nvidia")
+    roots = list(nvidia.submodule_search_locations or ()) if nvidia is not None else []
+    return any(any(Path(r).glob(f"*/lib/lib{stem}.so*")) for r in roots)
+
+
+@functools.cache
+def load_problem(path: str) -> str | None:
+    """Why the dynamic loader cannot load `path` with its dependencies (e.g. 'libnvinfer.so.10: cannot open
+    shared object file'), or None when it can: the exact check onnxruntime's session creation will make."""
+    try:
+        ctypes.CDLL(path, mode=getattr(os, "RTLD_LAZY", 0) | getattr(os, "RTLD_LOCAL", 0))
+    except OSError as exc:
+        return str(exc).splitlines()[0] if str(exc) else "cannot be loaded"
+    return None
+
+
+def provider_problem(
+    name: str,
+    available: Collection[str],
+    libraries: Mapping[str, Sequence[Sequence[str]]] = PROVIDER_LIBRARIES,
+) -> str | None:
+    """Why this device cannot really run provider `name`, or None when it can."""
+    if name not in available:
+        return "not in this onnxruntime build"
+    if short := _PROVIDER_FILES.get(name):  # onnxruntime-gpu ships each GPU provider as its own library
+        capi = Path(ort.__file__).parent / "capi"
+        for file in (f"libonnxruntime_providers_{short}.so", f"onnxruntime_providers_{short}.dll"):
+            if (capi / file).is_file():
+                return load_problem(str(capi / file))
+    missing = [group[0] for group in libraries.get(name, ()) if not any(has_library(s) for s in group)]
+    return f"lib{', lib'.join(missing)} not found" if missing else None
+
+
+def usable_providers(
+    wanted: Sequence[str],
+    available: Collection[str] | None = None,
+    libraries: Mapping[str, Sequence[Sequence[str]]] = PROVIDER_LIBRARIES,
+) -> list[str]:
+    """The providers of `wanted` this device can really run, in order (`available`: onnxruntime's list)."""
+    have = ort.get_available_providers() if available is None else available
+    return [n for n in wanted if provider_problem(n, have, libraries) is None]
+
+
 def providers_for(profile: TargetProfile | None) -> list[tuple[str, dict]]:
-    """The profile's providers in order, keeping those this onnxruntime build has (CPU always last)."""
-    available = set(ort.get_available_providers())
-    chosen: list[tuple[str, dict]] = []
+    """The profile's providers this device can run, in order, with their options (CPU always last)."""
+    available = ort.get_available_providers()
     wanted = profile.execution_providers if profile is not None else []
-    for ep in wanted:
-        if ep.name in available:
-            chosen.append((ep.name, {k: str(v) if isinstance(v, bool) else v for k, v in ep.options.items()}))
-        else:
-            if ep.name not in _WARNED:  # once per process, not once per session
-                _WARNED.add(ep.name)
-                log.warning(
-                    "execution provider %s is not available in this onnxruntime build; skipping it", ep.name
-                )
+    usable = set(usable_providers([ep.name for ep in wanted], available))
+    chosen = [
+        (ep.name, {k: str(v) if isinstance(v, bool) else v for k, v in ep.options.items()})
+        for ep in wanted
+        if ep.name in usable
+    ]
+    if refused := [ep.name for ep in wanted if ep.name not in usable]:
+        key = ",".join(refused)
+        if key not in _WARNED:  # once per process, not once per session
+            _WARNED.add(key)
+            why = "; ".join(f"{n} ({provider_problem(n, available)})" for n in refused)
+            log.warning(
+                "the profile asks for execution providers this device cannot run, skipping them: %s", why
+            )
     if not any(name == "CPUExecutionProvider" for name, _ in chosen):
         chosen.append(("CPUExecutionProvider", {}))
     return chosen

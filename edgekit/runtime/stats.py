@@ -1,4 +1,4 @@
-"""Daemon counters, a fixed-memory latency histogram, a log/report rate limiter and Prometheus text.
+"""Daemon counters, a fixed-memory latency histogram, a log/report rate limiter and Prometheus metrics.
 
 Threading: each counter has exactly one writer thread (the MQTT network thread or the scoring thread),
 so plain `+=` under the GIL loses no updates; readers (heartbeat, metrics endpoint) may see values a
@@ -10,11 +10,23 @@ from __future__ import annotations
 import math
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import numpy as np
+from prometheus_client.core import (
+    CounterMetricFamily,
+    GaugeMetricFamily,
+    HistogramMetricFamily,
+    InfoMetricFamily,
+    Metric,
+    SummaryMetricFamily,
+)
+from prometheus_client.exposition import CONTENT_TYPE_PLAIN_0_0_4, generate_latest
+from prometheus_client.utils import floatToGoString
+
+from edgekit.errors import ConfigError
 
 # Every kind of refused or lost input; the errors topic and the heartbeat use these names.
 ERROR_KINDS = (
@@ -121,44 +133,124 @@ class RateLimiter:
         return False, 0
 
 
-def prometheus_text(snapshot: dict, device: str) -> str:
-    """Prometheus text exposition (version 0.0.4) of a heartbeat snapshot."""
-    lab = f'device="{device}"'
-    lines = []
-    for key in (
-        "messages",
-        "readings",
-        "windows",
-        "anomalies",
-        "reports",
-        "reconnects",
-        "reloads",
-        "foreign",
-    ):
-        lines += [
-            f"# TYPE edgekit_{key}_total counter",
-            f"edgekit_{key}_total{{{lab}}} {snapshot['counters'][key]}",
-        ]
-    lines.append("# TYPE edgekit_errors_total counter")
-    for kind, n in snapshot["counters"]["errors"].items():
-        lines.append(f'edgekit_errors_total{{{lab},kind="{kind}"}} {n}')
-    lines.append("# TYPE edgekit_latency_ms summary")
-    lat = snapshot["latency_ms"]
-    for q in ("50", "90", "99", "99.9"):
-        v = lat.get(f"p{q}")
-        lines.append(f'edgekit_latency_ms{{{lab},quantile="{float(q) / 100:g}"}} {v if v == v else "NaN"}')
-    lines.append(f"edgekit_latency_ms_count{{{lab}}} {lat['count']}")
-    for key in ("queue_depth", "streams", "unacked", "uptime_s"):
-        lines += [f"# TYPE edgekit_{key} gauge", f"edgekit_{key}{{{lab}}} {snapshot[key]}"]
-    lines.append(
-        f'edgekit_model_info{{{lab},model_id="{snapshot["model_id"]}",model_version="{snapshot["model_version"]}"}} 1'
-    )
-    lines.append(f"edgekit_connected{{{lab}}} {int(snapshot['connected'])}")
-    return "\n".join(lines) + "\n"
+# HELP texts of the counters the daemon keeps; a counter added later is exported with a generic one.
+_COUNTER_HELP = {
+    "messages": "MQTT messages received (sensor and command topics)",
+    "readings": "sensor readings accepted into a stream",
+    "windows": "windows scored by the model",
+    "anomalies": "windows scored above the threshold",
+    "reports": "anomaly reports handed to the MQTT client",
+    "reconnects": "reconnections to the broker",
+    "reloads": "bundles hot-reloaded",
+    "foreign": "messages for streams another daemon owns (--partition)",
+    "errors": "refused or lost inputs, by kind (see the errors topic)",
+}
+_GAUGE_HELP = {
+    "queue_depth": "messages waiting in the input queue",
+    "streams": "streams with a buffer",
+    "unacked": "QoS>0 reports not yet acknowledged by the broker",
+    "uptime_s": "seconds since the daemon started",
+}
+
+
+def latency_buckets(h: LatencyHistogram, per_decade: int = 4, lo_s: float = 1e-5, hi_s: float = 10.0) -> list:
+    """Cumulative (le in seconds, count) pairs at exact edges of `h`'s fine buckets, ending with +Inf.
+
+    Every `PER_DECADE / per_decade`-th fine edge from `lo_s` to `hi_s`, so each count is the real number of
+    observations below that edge; all devices use the same edges, so the buckets sum across devices.
+    """
+    counts = h.counts.copy()  # one consistent view: the scoring thread keeps adding
+    cum = np.cumsum(counts)
+    step = h.PER_DECADE // per_decade
+    first = round((math.log10(lo_s * 1e3) - h.LO) * h.PER_DECADE)
+    last = round((math.log10(hi_s * 1e3) - h.LO) * h.PER_DECADE)
+    # fine bucket i (1-based after the underflow one) ends at 10**(LO + i/PER_DECADE) ms
+    out = [(10 ** (h.LO + i / h.PER_DECADE) / 1e3, int(cum[i])) for i in range(first, last + 1, step)]
+    return [*out, (math.inf, int(cum[-1]))]
+
+
+def _nan_for_none(v: float | None) -> float:
+    return math.nan if v is None else float(v)
+
+
+class _Snapshot:
+    """A prometheus_client collector over one heartbeat snapshot (and the live latency histogram)."""
+
+    def __init__(self, snapshot: dict, device: str, latency: LatencyHistogram | None) -> None:
+        self.snapshot, self.device, self.latency = snapshot, device, latency
+
+    def collect(self) -> Iterator[Metric]:
+        snap, dev = self.snapshot, [self.device]
+        for key, value in snap["counters"].items():
+            doc = _COUNTER_HELP.get(key, f"daemon counter {key}")
+            if isinstance(value, dict):
+                fam = CounterMetricFamily(f"edgekit_{key}", doc, labels=["device", "kind"])
+                for kind, n in value.items():
+                    fam.add_metric([*dev, kind], n)
+            else:
+                fam = CounterMetricFamily(f"edgekit_{key}", doc, labels=["device"])
+                fam.add_metric(dev, value)
+            yield fam
+        if self.latency is not None:
+            fam = HistogramMetricFamily(
+                "edgekit_latency_seconds",
+                "reading received to score ready, per window (same buckets on every device)",
+                labels=["device"],
+            )
+            buckets = latency_buckets(self.latency)
+            fam.add_metric(dev, [(floatToGoString(le), n) for le, n in buckets], self.latency.total / 1e3)
+            yield fam
+        lat = snap["latency_ms"]
+        fam = SummaryMetricFamily(
+            "edgekit_latency_ms",
+            "this device's latency percentiles in ms since start (not aggregatable: use edgekit_latency_seconds)",
+            labels=["device"],
+        )
+        n = lat["count"]
+        fam.add_metric(dev, count_value=n, sum_value=_nan_for_none(lat.get("mean")) * n if n else 0.0)
+        for q in ("50", "90", "99", "99.9"):
+            fam.add_sample(
+                "edgekit_latency_ms",
+                {"device": self.device, "quantile": f"{float(q) / 100:g}"},
+                _nan_for_none(lat.get(f"p{q}")),
+            )
+        yield fam
+        for key, doc in _GAUGE_HELP.items():
+            if key in snap:
+                gauge = GaugeMetricFamily(f"edgekit_{key}", doc, labels=["device"])
+                gauge.add_metric(dev, snap[key])
+                yield gauge
+        yield InfoMetricFamily(
+            "edgekit_model",
+            "the bundle being served",
+            value={
+                "device": self.device,
+                "model_id": snap["model_id"],
+                "model_version": snap["model_version"],
+            },
+        )
+        connected = GaugeMetricFamily(
+            "edgekit_connected", "1 while connected to the broker", labels=["device"]
+        )
+        connected.add_metric(dev, int(snap["connected"]))
+        yield connected
+
+
+def prometheus_text(snapshot: dict, device: str, latency: LatencyHistogram | None = None) -> str:
+    """Prometheus text exposition (0.0.4, written by prometheus_client) of a heartbeat snapshot.
+
+    With `latency` (the daemon's histogram) it includes edgekit_latency_seconds with real bucket counts.
+    """
+    return generate_latest(_Snapshot(snapshot, device, latency)).decode()  # type: ignore[arg-type]
 
 
 def start_metrics_server(host: str, port: int, render: Callable[[], str]) -> ThreadingHTTPServer:
-    """Serve `render()` at /metrics from a daemon thread (stdlib only). Call .shutdown() to stop."""
+    """Serve `render()` at /metrics from a daemon thread (stdlib only). Call .shutdown() to stop.
+
+    Raises ConfigError naming host:port when the port is out of range or cannot be bound.
+    """
+    if isinstance(port, bool) or not isinstance(port, int) or not 0 <= port <= 65535:
+        raise ConfigError(f"metrics port {port!r} must be from 1 to 65535 (0: any free port)")
 
     class Handler(BaseHTTPRequestHandler):
         def do_GET(self) -> None:
@@ -167,7 +259,7 @@ def start_metrics_server(host: str, port: int, render: Callable[[], str]) -> Thr
                 return
             body = render().encode()
             self.send_response(200)
-            self.send_header("Content-Type", "text/plain; version=0.0.4")
+            self.send_header("Content-Type", CONTENT_TYPE_PLAIN_0_0_4)
             self.send_header("Content-Length", str(len(body)))
             self.end_headers()
             self.wfile.write(body)
@@ -175,7 +267,10 @@ def start_metrics_server(host: str, port: int, render: Callable[[], str]) -> Thr
         def log_message(self, *args: object) -> None:  # scrapes every few seconds would flood the log
             pass
 
-    server = ThreadingHTTPServer((host, port), Handler)
+    try:
+        server = ThreadingHTTPServer((host, port), Handler)
+    except OSError as exc:  # in use, no permission (< 1024), unknown host or address not on this machine
+        raise ConfigError(f"metrics endpoint {host}:{port}: cannot listen ({exc.strerror or exc})") from None
     server.daemon_threads = True
     threading.Thread(target=server.serve_forever, name="edgekit-metrics", daemon=True).start()
     return server
