@@ -18,7 +18,7 @@ from typing import Any
 
 import numpy as np
 
-from edgekit.bundle.install import self_test
+from edgekit.runtime.engine import self_test
 from edgekit.bundle.manifest import Golden, InputSpec, Manifest, OutputSpec, TextSpec
 from edgekit.errors import ConfigError, DataError
 from edgekit.export.gate import (

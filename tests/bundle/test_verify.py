@@ -7,7 +7,7 @@ import shutil
 import numpy as np
 import pytest
 
-from edgekit.bundle.install import self_test
+from edgekit.runtime.engine import self_test
 from edgekit.bundle.manifest import MANIFEST, SIGNATURE, Manifest
 from edgekit.bundle.signing import keygen, verify_bundle
 from edgekit.cli import main

@@ -8,7 +8,7 @@ import numpy as np
 import onnx
 import pytest
 
-from edgekit.bundle.install import self_test
+from edgekit.runtime.engine import self_test
 from edgekit.bundle.manifest import Manifest, hash_files
 from edgekit.bundle.signing import verify_bundle
 from edgekit.errors import GateError
