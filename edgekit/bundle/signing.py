@@ -110,5 +110,10 @@ def verify_bundle(bundle_dir: str | Path, public_key: str | Path | None) -> Mani
                 f"{bundle_dir}: signature does not match {MANIFEST} (tampered, or signed with another key)"
             ) from None
     manifest = Manifest.from_bytes(raw, str(manifest_path))
-    check_hashes(bundle_dir, manifest)
+    try:
+        check_hashes(bundle_dir, manifest)
+    except OSError as exc:  # e.g. a file of the bundle this user may not read
+        raise BundleError(
+            f"{bundle_dir}: cannot read {exc.filename or 'a file'} ({exc.strerror or exc})"
+        ) from None
     return manifest

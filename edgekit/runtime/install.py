@@ -184,18 +184,19 @@ def _install_locked(
     allow_downgrade: bool,
     limits: UnpackLimits,
 ) -> Path:
-    with _os_errors(f"cannot unpack {bundle} into {root}"):
-        if bundle.is_file():
+    if bundle.is_file():
+        with _os_errors(f"cannot unpack {bundle} into {root}"):
             safe_extract(bundle, tmp / "unpacked", limits)
             staged = _bundle_root(tmp / "unpacked")
-            manifest = verify_bundle(staged, public_key)
-            check_upgrade(_installed_manifest(root), manifest, allow_downgrade)
-        else:
-            manifest = verify_bundle(_bundle_root(bundle), public_key)
-            check_upgrade(_installed_manifest(root), manifest, allow_downgrade)  # before copying anything
-            staged = tmp / "release"
+        manifest = verify_bundle(staged, public_key)
+        check_upgrade(_installed_manifest(root), manifest, allow_downgrade)
+    else:
+        manifest = verify_bundle(_bundle_root(bundle), public_key)
+        check_upgrade(_installed_manifest(root), manifest, allow_downgrade)  # before copying anything
+        staged = tmp / "release"
+        with _os_errors(f"cannot copy {bundle} into {root}"):
             _stage_folder(_bundle_root(bundle), manifest, staged, limits)
-            manifest = verify_bundle(staged, public_key)  # the copy, not just the source, is what runs
+        manifest = verify_bundle(staged, public_key)  # the copy, not just the source, is what runs
     name = _release_name(manifest, staged)
     release = root / RELEASES / name
     if release.exists():

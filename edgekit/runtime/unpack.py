@@ -29,6 +29,12 @@ class UnpackLimits:
     reserve_bytes: int = 16 * MIB
 
 
+def size_text(n: int) -> str:
+    if n < MIB:
+        return f"{n} bytes"
+    return f"{n // MIB} MiB" if n % MIB == 0 else f"{n / MIB:.1f} MiB"
+
+
 def _member_name(member: tarfile.TarInfo) -> str:
     name = member.name.rstrip("/")
     return name[2:] if name.startswith("./") else name  # `tar -C dir .` writes ./-prefixed names
@@ -53,8 +59,8 @@ def check_members(
         total += member.size
         if total > limits.max_bytes:
             raise BundleError(
-                f"{where}: unpacks to more than {limits.max_bytes / MIB:.0f} MiB "
-                f"(member {member.name!r} alone is {member.size / MIB:.0f} MiB); refused before writing"
+                f"{where}: unpacks to more than {size_text(limits.max_bytes)} "
+                f"(member {member.name!r} alone is {size_text(member.size)}); refused before writing"
             )
     return members, total
 
@@ -64,8 +70,8 @@ def check_space(dest: Path, needed: int, limits: UnpackLimits, what: str) -> Non
     free = shutil.disk_usage(dest).free
     if needed + limits.reserve_bytes > free:
         raise BundleError(
-            f"{what}: needs {needed / MIB:.1f} MiB but {dest} has {free / MIB:.1f} MiB free "
-            f"(keeping {limits.reserve_bytes / MIB:.0f} MiB spare); nothing was installed"
+            f"{what}: needs {size_text(needed)} but {dest} has {size_text(free)} free "
+            f"(keeping {size_text(limits.reserve_bytes)} spare); nothing was installed"
         )
 
 
