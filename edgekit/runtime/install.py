@@ -209,8 +209,8 @@ def _install_locked(
     with _os_errors(f"cannot install into {root}"):
         _fsync_tree(staged)
         if staged != release:
-            if release.exists():
-                shutil.rmtree(release)
+            if release.exists():  # damaged: moved aside (removed with tmp), so the gap is one rename long
+                os.replace(release, tmp / "damaged")
             os.replace(staged, release)
         fsync_path(root / RELEASES)
         rel_target = f"{RELEASES}/{name}"

@@ -17,6 +17,7 @@ from pathlib import Path
 import pytest
 
 from edgekit.bundle.manifest import Manifest
+from edgekit.bundle.signing import verify_bundle
 from edgekit.cli import main
 from edgekit.errors import BundleError
 from edgekit.runtime.install import current_release, install_bundle, rollback
@@ -54,6 +55,19 @@ def test_downgrade_refused_unless_allowed(sensor_bundle, second_release, keypair
     assert Manifest.load(current_release(root)).model_version == "1.0.0"
     assert rollback(root) == v2  # rollback to the newer one is always allowed; it is not an install
     install_bundle(second_release, root, keypair[1])  # re-installing the same version is fine
+
+
+def test_damaged_release_folder_is_replaced_not_reused(sensor_bundle, second_release, keypair, tmp_path):
+    """A release folder whose data never reached the disk (power cut, older edgekit without fsync) is
+    re-staged from the bundle instead of being pointed at again."""
+    root = tmp_path / "device"
+    v1 = install_bundle(sensor_bundle, root, keypair[1])
+    install_bundle(second_release, root, keypair[1])
+    os.truncate(v1 / "model.onnx", 0)
+    again = install_bundle(sensor_bundle, root, keypair[1], allow_downgrade=True)
+    assert again == v1 == current_release(root)
+    verify_bundle(again, keypair[1])  # the old code pointed `current` at the empty model
+    assert not _incoming(root)
 
 
 @pytest.fixture
