@@ -238,7 +238,7 @@ def test_install_and_rollback_without_permission_are_one_line(sensor_bundle, sec
         for dirpath, _dirs, _files in os.walk(root):
             os.chmod(dirpath, 0o555)  # the device root belongs to someone else
         for args, needle in (
-            (["install", str(shared / sensor_bundle.name), "--allow-downgrade"], "Permission denied"),
+            (["install", str(shared / second_release.name)], "Permission denied"),  # a re-install
             (["rollback"], "Permission denied"),
         ):
             if args[0] == "install":
