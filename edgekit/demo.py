@@ -74,8 +74,8 @@ DEMO_TARGETS = ("raspberry-pi-4", "jetson-orin-nano", "x86-gateway")
 def _export_stage(out: Path) -> dict[str, Path]:
     """Key pair, one signed bundle per target, verification, and an atomic install on a simulated device."""
     from edgekit.bundle import keygen, verify_bundle
-    from edgekit.bundle.install import install_bundle
     from edgekit.export.pipeline import ExportOptions, export_run
+    from edgekit.runtime.install import install_bundle
 
     keys = out / "keys"
     priv, pub = keys / "edgekit.key", keys / "edgekit.pub"

@@ -18,7 +18,7 @@ for pkg in (edgekit.runtime, edgekit.bundle, edgekit.bench):
     for info in pkgutil.iter_modules(pkg.__path__, pkg.__name__ + "."):
         importlib.import_module(info.name)
         mods.append(info.name)
-assert "edgekit.runtime.daemon" in mods and "edgekit.bench.e2e" in mods and "edgekit.bundle.install" in mods
+assert "edgekit.runtime.daemon" in mods and "edgekit.bench.e2e" in mods and "edgekit.runtime.install" in mods
 from edgekit.cli import build_parser
 build_parser().parse_args(["serve", "--bundle", "b", "--broker", "mqtt://h", "--device", "d"])
 bad = sorted(m for m in sys.modules if m.split(".")[0] in {TRAINING_ONLY!r})

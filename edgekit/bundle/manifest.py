@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -18,6 +19,8 @@ from edgekit.errors import BundleError, ConfigError
 SCHEMA_VERSION = 1
 MANIFEST = "manifest.json"
 SIGNATURE = "manifest.sig"
+# A real manifest is a few KB; the cap is checked before reading, so a forged huge one never reaches memory.
+MAX_MANIFEST_BYTES = 1 << 20
 
 
 @dataclass
@@ -97,21 +100,70 @@ class Manifest:
     def load(cls, bundle_dir: str | Path) -> Manifest:
         path = Path(bundle_dir) / MANIFEST
         try:
-            data = json.loads(path.read_text(encoding="utf-8"))
+            data = read_capped(path, MAX_MANIFEST_BYTES)
         except FileNotFoundError:
             raise BundleError(f"{bundle_dir}: no {MANIFEST} (not a bundle)") from None
-        except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-            raise BundleError(f"{path}: not valid JSON ({exc})") from None
+        return cls.from_bytes(data, str(path))
+
+    @classmethod
+    def from_bytes(cls, raw: bytes, where: str) -> Manifest:
+        """Parse and validate manifest bytes (the exact bytes whose signature was checked); `where` names them."""
+        try:
+            data = json.loads(raw.decode("utf-8"))
+        # RecursionError: deeply nested JSON, which an unsigned manifest (no --pubkey) may hold
+        except (UnicodeDecodeError, json.JSONDecodeError, RecursionError) as exc:
+            raise BundleError(f"{where}: not valid JSON ({type(exc).__name__}: {exc})") from None
         if not isinstance(data, dict):
-            raise BundleError(f"{path}: must hold a JSON object")
+            raise BundleError(f"{where}: must hold a JSON object")
         if data.get("schema_version") != SCHEMA_VERSION:
             raise BundleError(
-                f"{path}: schema_version {data.get('schema_version')!r} is not supported (expected {SCHEMA_VERSION})"
+                f"{where}: schema_version {data.get('schema_version')!r} is not supported (expected {SCHEMA_VERSION})"
             )
         try:
-            return from_dict(cls, data, where=str(path))
+            manifest = from_dict(cls, data, where=where)
         except ConfigError as exc:
             raise BundleError(str(exc)) from None
+        manifest.check_names(where)
+        return manifest
+
+    def named_files(self) -> dict[str, str]:
+        """The files the manifest points at by field (model, golden, tokenizer): field -> name."""
+        named = {"model_file": self.model_file, "golden.file": self.golden.file}
+        if self.text is not None:
+            named["text.tokenizer"] = self.text.tokenizer
+        return named
+
+    def check_names(self, where: str) -> None:
+        """Every file name in the manifest is a plain relative name inside the bundle (BundleError if not).
+
+        A signed `golden.file: ../g.npz` would otherwise make the self-test read outside the bundle.
+        """
+        named = {f"files[{name!r}]": name for name in self.files} | self.named_files()
+        for field_name, name in named.items():
+            if not is_plain_name(name):
+                raise BundleError(
+                    f"{where}: {field_name} {name!r} is not a plain relative file name inside the bundle"
+                )
+
+
+def is_plain_name(name: str) -> bool:
+    """A relative POSIX path of plain components: no absolute path, '..', '.', empty part, backslash or NUL."""
+    if not isinstance(name, str) or not name or "\\" in name or "\0" in name or name.startswith("/"):
+        return False
+    return all(part not in ("", ".", "..") for part in name.split("/"))
+
+
+def read_capped(path: str | Path, limit: int) -> bytes:
+    """A small file's bytes; BundleError before reading anything when it is larger than `limit`."""
+    with open(path, "rb") as fh:
+        size = os.fstat(fh.fileno()).st_size
+        # read at most limit + 1: also bounds a file that grows after the fstat, or a FIFO (size 0)
+        data = b"" if size > limit else fh.read(limit + 1)
+    if size > limit or len(data) > limit:
+        raise BundleError(
+            f"{path}: {max(size, len(data))} bytes is over the {limit}-byte limit for this file"
+        )
+    return data
 
 
 def sha256_file(path: str | Path) -> str:
@@ -135,8 +187,10 @@ def hash_files(bundle_dir: str | Path) -> dict[str, str]:
 def check_hashes(bundle_dir: str | Path, manifest: Manifest) -> None:
     """Every listed file present with its hash, and no unlisted file; raises BundleError naming the file."""
     actual = hash_files(bundle_dir)
-    if manifest.model_file not in manifest.files:
-        raise BundleError(f"{bundle_dir}: manifest does not list the model file {manifest.model_file}")
+    for field_name, name in manifest.named_files().items():
+        if name not in manifest.files:  # so the file it names is covered by the signature
+            what = "the model file" if field_name == "model_file" else f"its {field_name}"
+            raise BundleError(f"{bundle_dir}: manifest does not list {what} {name}")
     for name, digest in sorted(manifest.files.items()):
         if name not in actual:
             raise BundleError(f"{bundle_dir}: file {name} listed in the manifest is missing")

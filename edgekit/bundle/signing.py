@@ -12,8 +12,17 @@ from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 
-from edgekit.bundle.manifest import MANIFEST, SIGNATURE, Manifest, check_hashes
+from edgekit.bundle.manifest import (
+    MANIFEST,
+    MAX_MANIFEST_BYTES,
+    SIGNATURE,
+    Manifest,
+    check_hashes,
+    read_capped,
+)
 from edgekit.errors import BundleError
+
+MAX_SIGNATURE_BYTES = 4096  # an Ed25519 signature is 64 bytes
 
 
 def keygen(
@@ -73,6 +82,7 @@ def sign_bundle(bundle_dir: str | Path, private_key: str | Path) -> Path:
 def verify_bundle(bundle_dir: str | Path, public_key: str | Path | None) -> Manifest:
     """Check the signature (when a public key is given), then every file's hash. Returns the manifest.
 
+    The manifest is read once, size-capped, and the bytes whose signature was checked are the bytes parsed.
     Raises BundleError with the reason on any mismatch.
     """
     bundle_dir = Path(bundle_dir)
@@ -81,16 +91,29 @@ def verify_bundle(bundle_dir: str | Path, public_key: str | Path | None) -> Mani
     manifest_path = bundle_dir / MANIFEST
     if not manifest_path.is_file():
         raise BundleError(f"{bundle_dir}: no {MANIFEST} (not a bundle)")
+    try:
+        raw = read_capped(manifest_path, MAX_MANIFEST_BYTES)
+        if public_key is not None:
+            sig_path = bundle_dir / SIGNATURE
+            if not sig_path.is_file():
+                raise BundleError(f"{bundle_dir}: unsigned ({SIGNATURE} is missing)")
+            signature = read_capped(sig_path, MAX_SIGNATURE_BYTES)
+    except OSError as exc:
+        raise BundleError(
+            f"{bundle_dir}: cannot read the manifest or signature ({exc.strerror or exc})"
+        ) from None
     if public_key is not None:
-        sig_path = bundle_dir / SIGNATURE
-        if not sig_path.is_file():
-            raise BundleError(f"{bundle_dir}: unsigned ({SIGNATURE} is missing)")
         try:
-            load_public_key(public_key).verify(sig_path.read_bytes(), manifest_path.read_bytes())
+            load_public_key(public_key).verify(signature, raw)
         except InvalidSignature:
             raise BundleError(
                 f"{bundle_dir}: signature does not match {MANIFEST} (tampered, or signed with another key)"
             ) from None
-    manifest = Manifest.load(bundle_dir)
-    check_hashes(bundle_dir, manifest)
+    manifest = Manifest.from_bytes(raw, str(manifest_path))
+    try:
+        check_hashes(bundle_dir, manifest)
+    except OSError as exc:  # e.g. a file of the bundle this user may not read
+        raise BundleError(
+            f"{bundle_dir}: cannot read {exc.filename or 'a file'} ({exc.strerror or exc})"
+        ) from None
     return manifest

@@ -7,6 +7,10 @@ from __future__ import annotations
 
 import argparse
 
+from edgekit.runtime.unpack import MIB, UnpackLimits  # stdlib only: cheap to import for --help
+
+UNPACK_DEFAULT_MB = UnpackLimits().max_bytes // MIB
+
 
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
@@ -70,6 +74,17 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--root", required=True, metavar="DIR")
     p.add_argument("--pubkey", required=True, metavar="PUBLIC_KEY_FILE")
     p.add_argument("--profile", help="run the self-test with this profile's providers and threads")
+    p.add_argument(
+        "--allow-downgrade",
+        action="store_true",
+        help="install an older version of the model that is current (refused by default: replayed releases)",
+    )
+    p.add_argument(
+        "--max-unpacked-mb",
+        type=int,
+        default=UNPACK_DEFAULT_MB,
+        help=f"refuse a tarball whose headers add up to more than this (default {UNPACK_DEFAULT_MB})",
+    )
     p.set_defaults(handler=run_install)
 
     p = sub.add_parser("rollback", help="make ROOT/previous current again")
@@ -126,8 +141,8 @@ def run_keygen(args: argparse.Namespace) -> int:
 
 
 def run_verify(args: argparse.Namespace) -> int:
-    from edgekit.bundle.install import self_test
     from edgekit.bundle.signing import verify_bundle
+    from edgekit.runtime.engine import self_test
 
     m = verify_bundle(args.bundle, args.pubkey)
     self_test(args.bundle, m, _profile(args.profile))
@@ -138,15 +153,25 @@ def run_verify(args: argparse.Namespace) -> int:
 
 
 def run_install(args: argparse.Namespace) -> int:
-    from edgekit.bundle.install import install_bundle
+    from edgekit.errors import ConfigError
+    from edgekit.runtime.install import install_bundle
 
-    release = install_bundle(args.bundle, args.root, args.pubkey, _profile(args.profile))
+    if args.max_unpacked_mb < 1:
+        raise ConfigError(f"--max-unpacked-mb must be at least 1, got {args.max_unpacked_mb}")
+    release = install_bundle(
+        args.bundle,
+        args.root,
+        args.pubkey,
+        _profile(args.profile),
+        allow_downgrade=args.allow_downgrade,
+        limits=UnpackLimits(max_bytes=args.max_unpacked_mb * MIB),
+    )
     print(f"installed {release}; {args.root}/current -> {release.name}")
     return 0
 
 
 def run_rollback(args: argparse.Namespace) -> int:
-    from edgekit.bundle.install import rollback
+    from edgekit.runtime.install import rollback
 
     release = rollback(args.root)
     print(f"rolled back; {args.root}/current -> {release.name}")

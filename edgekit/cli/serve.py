@@ -117,14 +117,14 @@ def run_serve(args: argparse.Namespace) -> int:
 
 
 def run_service(args: argparse.Namespace) -> int:
-    from edgekit.runtime.service import UnitSpec, install_unit, render_unit, unit_name
+    from edgekit.runtime.service import UnitSpec, install_unit, render_unit, unit_name, unit_path
 
     extra: list[str] = []
     for flag in ("share_group", "partition", "username", "ca", "cert", "key_file", "metrics_port"):
         if (value := getattr(args, flag)) is not None:
             extra += ["--" + flag.replace("_", "-"), str(value)]
     absolute = [
-        str(Path(p).resolve()) if p else None
+        unit_path(p) if p else None
         for p in (
             args.bundle,
             args.pubkey,

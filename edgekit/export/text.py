@@ -18,7 +18,6 @@ from typing import Any
 
 import numpy as np
 
-from edgekit.bundle.install import self_test
 from edgekit.bundle.manifest import Golden, InputSpec, Manifest, OutputSpec, TextSpec
 from edgekit.errors import ConfigError, DataError
 from edgekit.export.gate import (
@@ -35,7 +34,7 @@ from edgekit.export.package import golden_indices, publish, seal, staging, write
 from edgekit.export.pipeline import ExportOptions, model_id_for, provenance, read_report, read_run
 from edgekit.export.quantize import QUANTIZERS, quantize
 from edgekit.profiles import TargetProfile
-from edgekit.runtime.engine import create_session
+from edgekit.runtime.engine import create_session, self_test
 
 log = logging.getLogger(__name__)
 

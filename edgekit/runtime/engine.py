@@ -7,6 +7,7 @@ import functools
 import importlib.util
 import logging
 import os
+import zipfile
 from collections.abc import Collection, Mapping, Sequence
 from pathlib import Path
 
@@ -211,15 +212,49 @@ class Engine:
 
     def self_test(self) -> None:
         """Golden pairs from export must reproduce here, on this device's onnxruntime."""
-        path = self.bundle_dir / self.manifest.golden.file
-        if not path.is_file():
-            raise BundleError(f"{self.bundle_dir}: golden file {self.manifest.golden.file} is missing")
+        self_test(self.bundle_dir, self.manifest, self.profile, engine=self)
+
+
+def self_test(
+    bundle_dir: str | Path,
+    manifest: Manifest,
+    profile: TargetProfile | None = None,
+    engine: Engine | None = None,
+) -> None:
+    """Golden pairs must reproduce on this device's onnxruntime (sensor and text bundles); BundleError if not.
+
+    Sensor golden files hold raw windows (`inputs`), run through the Engine's own preprocessing; text golden
+    files hold token ids keyed by input name, so no tokenizer is needed to prove the model. `engine` reuses
+    an already loaded sensor Engine instead of opening a second session.
+    """
+    bundle_dir = Path(bundle_dir)
+    path = bundle_dir / manifest.golden.file
+    if not path.is_file():
+        raise BundleError(f"{bundle_dir}: golden file {manifest.golden.file} is missing")
+    try:
         with np.load(path) as g:
-            inputs, expected = g["inputs"], g["outputs"]
-        got = self.infer(self.preprocess(inputs))
-        g = self.manifest.golden
-        if got.shape != expected.shape or not np.allclose(got, expected, atol=g.atol, rtol=g.rtol):
-            diff = float(np.max(np.abs(got - expected))) if got.shape == expected.shape else float("inf")
-            raise BundleError(
-                f"{self.bundle_dir}: self-test failed: golden outputs differ by {diff:.3g} (atol {g.atol})"
-            )
+            golden = {k: g[k] for k in g.files}
+    except (OSError, ValueError, zipfile.BadZipFile) as exc:  # ValueError: pickled objects are refused
+        raise BundleError(f"{path}: not a readable golden .npz ({exc})") from None
+    if manifest.kind == "sensor":
+        engine = engine or Engine(bundle_dir, profile, manifest)
+        _require(golden, ["inputs", "outputs"], bundle_dir)
+        got = engine.infer(engine.preprocess(golden["inputs"]))
+    else:
+        sess = create_session(bundle_dir / manifest.model_file, profile)
+        names = [i.name for i in sess.get_inputs()]
+        _require(golden, [*names, "outputs"], bundle_dir)
+        got = np.asarray(sess.run([manifest.output.name], {n: golden[n] for n in names})[0], dtype=np.float32)
+    expected = golden["outputs"]
+    gl = manifest.golden
+    if got.shape != expected.shape or not np.allclose(got, expected, atol=gl.atol, rtol=gl.rtol):
+        diff = float(np.max(np.abs(got - expected))) if got.shape == expected.shape else float("inf")
+        raise BundleError(
+            f"{bundle_dir}: self-test failed: golden outputs differ by {diff:.3g} (atol {gl.atol})"
+        )
+
+
+def _require(golden: dict[str, np.ndarray], keys: list[str], bundle_dir: Path) -> None:
+    missing = [k for k in keys if k not in golden]
+    if missing:
+        raise BundleError(f"{bundle_dir}: golden file lacks {', '.join(missing)}")

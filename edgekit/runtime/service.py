@@ -79,6 +79,15 @@ class UnitSpec:
     python: str = sys.executable
 
 
+def unit_path(path: str) -> str:
+    """An absolute path for the unit that keeps symlinks as given.
+
+    `ROOT/current` must stay `ROOT/current`: resolving it would pin the unit to today's release folder, so a
+    restart after `edgekit install` or `rollback` would still serve the old model.
+    """
+    return os.path.abspath(os.path.expanduser(path))
+
+
 def unit_name(device: str) -> str:
     return f"edgekit-{device}.service"
 

@@ -6,9 +6,9 @@ import os
 
 import pytest
 
-from edgekit.bundle.install import current_release, install_bundle, rollback
 from edgekit.cli import main
 from edgekit.errors import BundleError
+from edgekit.runtime.install import current_release, install_bundle, rollback
 
 
 def _links(root):

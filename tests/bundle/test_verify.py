@@ -7,12 +7,11 @@ import shutil
 import numpy as np
 import pytest
 
-from edgekit.bundle.install import self_test
 from edgekit.bundle.manifest import MANIFEST, SIGNATURE, Manifest
 from edgekit.bundle.signing import keygen, verify_bundle
 from edgekit.cli import main
 from edgekit.errors import BundleError
-from edgekit.runtime.engine import Engine
+from edgekit.runtime.engine import Engine, self_test
 
 
 def _flip(path, offset=None):

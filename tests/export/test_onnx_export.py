@@ -8,13 +8,12 @@ import numpy as np
 import onnx
 import pytest
 
-from edgekit.bundle.install import self_test
 from edgekit.bundle.manifest import Manifest, hash_files
 from edgekit.bundle.signing import verify_bundle
 from edgekit.errors import GateError
 from edgekit.export.onnx import compare, export_torch, model_opset, require_parity, torch_outputs
 from edgekit.export.pipeline import ExportOptions, export_run
-from edgekit.runtime.engine import Engine, create_session
+from edgekit.runtime.engine import Engine, create_session, self_test
 
 
 def _student(run_dir):

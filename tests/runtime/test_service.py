@@ -104,3 +104,17 @@ def test_notifier_is_a_no_op_outside_systemd():
         Notifier({"NOTIFY_SOCKET": "/x", "WATCHDOG_USEC": "1000", "WATCHDOG_PID": "1"}).watchdog_interval_s
         is None
     )
+
+
+def test_unit_keeps_the_current_symlink_as_given(tmp_path, monkeypatch, capsys):
+    """`--bundle ROOT/current` must not be resolved to today's release, or a restart after install/rollback
+    would still serve the old model."""
+    root = tmp_path / "device"
+    (root / "releases" / "m-1.0.0-abcd").mkdir(parents=True)
+    (root / "current").symlink_to("releases/m-1.0.0-abcd")
+    monkeypatch.chdir(tmp_path)
+    for given, expected in ((str(root / "current"), root / "current"), ("device/current", root / "current")):
+        args = ["service", "print", "--bundle", given, "--device", "d", "--broker", "mqtt://h"]
+        assert main(args) == 0
+        exec_start = parse_unit(capsys.readouterr().out)["Service"]["ExecStart"][0].split()
+        assert exec_start[exec_start.index("--bundle") + 1] == str(expected)
