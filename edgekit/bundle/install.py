@@ -14,6 +14,8 @@ import os
 import shutil
 import tarfile
 import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
@@ -75,6 +77,17 @@ def _extract(tar_path: Path, dest: Path) -> Path:
     except (tarfile.TarError, OSError) as exc:
         raise BundleError(f"{tar_path}: cannot unpack ({exc})") from None
     return _bundle_root(dest)
+
+
+@contextmanager
+def opened_bundle(bundle: str | Path) -> Iterator[Path]:
+    """A bundle folder as is, or a bundle tarball unpacked as install does into a temporary folder (removed after)."""
+    bundle = Path(bundle)
+    if bundle.is_dir() or not bundle.exists():
+        yield bundle  # what is missing is reported by whoever reads the manifest, as before
+        return
+    with tempfile.TemporaryDirectory(prefix="edgekit-bundle-") as tmp:
+        yield _extract(bundle, Path(tmp))
 
 
 def _link(root: Path, name: str, target: str) -> None:

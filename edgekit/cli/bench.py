@@ -17,7 +17,7 @@ def register(sub: argparse._SubParsersAction) -> None:
         epilog=EPILOG,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    p.add_argument("bundle", metavar="BUNDLE", help="bundle directory")
+    p.add_argument("bundle", metavar="BUNDLE", help="bundle directory or .tar.gz")
     p.add_argument(
         "--profile",
         help="target profile name or YAML path (default: the profile the bundle was exported for)",
@@ -69,71 +69,70 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(handler=run)
 
 
-def run(args: argparse.Namespace) -> int:
+def _default_out(bundle: str, tag: str = "") -> str:
+    """runs/bench/<bundle name><tag>-<time> (a tarball's name without .tar.gz)."""
     import time
     from pathlib import Path
 
-    from edgekit.bench import EXIT_BUDGET_FAIL, BenchConfig, run_bench
-    from edgekit.bench.report import format_table
+    name = Path(bundle).resolve().name.removesuffix(".gz").removesuffix(".tgz").removesuffix(".tar")
+    return str(Path("runs/bench") / f"{name}{tag}-{time.strftime('%Y%m%d-%H%M%S')}")
+
+
+def run(args: argparse.Namespace) -> int:
+    from edgekit.bench import EXIT_BUDGET_FAIL, BenchConfig, format_table, run_bench
 
     if args.e2e:
         return run_e2e_cli(args)
-    out = args.out or str(
-        Path("runs/bench") / f"{Path(args.bundle).resolve().name}-{time.strftime('%Y%m%d-%H%M%S')}"
+    out = args.out or _default_out(args.bundle)
+    report = run_bench(
+        BenchConfig(
+            bundle=args.bundle,
+            profile=args.profile,
+            runs=args.runs,
+            duration_s=args.duration,
+            warmup=args.warmup,
+            batch=args.batch,
+            percentile=args.percentile,
+            budget_ms=args.budget_ms,
+            data=args.data,
+            compare=args.compare,
+            seed=args.seed,
+            out=out,
+            plots=not args.no_plots,
+        ),
+        echo=print,
     )
-    cfg = BenchConfig(
-        bundle=args.bundle,
-        profile=args.profile,
-        runs=args.runs,
-        duration_s=args.duration,
-        warmup=args.warmup,
-        batch=args.batch,
-        percentile=args.percentile,
-        budget_ms=args.budget_ms,
-        data=args.data,
-        compare=args.compare,
-        seed=args.seed,
-        out=out,
-        plots=not args.no_plots,
-    )
-    report = run_bench(cfg, echo=print)
     print(format_table(report))
     print(f"report: {out}/report.md, report.json")
     return 0 if report["verdict"]["passed"] else EXIT_BUDGET_FAIL
 
 
 def run_e2e_cli(args: argparse.Namespace) -> int:
-    import time
-    from pathlib import Path
-
-    from edgekit.bench import EXIT_BUDGET_FAIL
-    from edgekit.bench.e2e import E2EConfig, run_e2e, saturation_line
-    from edgekit.bench.report import format_table
+    from edgekit.bench import EXIT_BUDGET_FAIL, E2EConfig, format_table, run_e2e
     from edgekit.errors import ConfigError
 
     if args.compare or args.runs:
         raise ConfigError("--compare and --runs are for model-only runs; leave them out with --e2e")
-    out = args.out or str(
-        Path("runs/bench") / f"{Path(args.bundle).resolve().name}-e2e-{time.strftime('%Y%m%d-%H%M%S')}"
+    out = args.out or _default_out(args.bundle, "-e2e")
+    report = run_e2e(
+        E2EConfig(
+            bundle=args.bundle,
+            broker=args.broker,
+            profile=args.profile,
+            rates=args.rates,
+            duration_s=args.duration or 3.0,
+            streams=args.streams,
+            batch=args.batch,
+            percentile=args.percentile,
+            budget_ms=args.budget_ms,
+            verdict_rate=args.verdict_rate,
+            relay=not args.no_relay,
+            data=args.data,
+            out=out,
+            plots=not args.no_plots,
+        ),
+        echo=print,
     )
-    cfg = E2EConfig(
-        bundle=args.bundle,
-        broker=args.broker,
-        profile=args.profile,
-        rates=args.rates,
-        duration_s=args.duration or 3.0,
-        streams=args.streams,
-        batch=args.batch,
-        percentile=args.percentile,
-        budget_ms=args.budget_ms,
-        verdict_rate=args.verdict_rate,
-        relay=not args.no_relay,
-        data=args.data,
-        out=out,
-        plots=not args.no_plots,
-    )
-    report = run_e2e(cfg, echo=print)
     print(format_table(report))
-    print(saturation_line(report["e2e"]))
     print(f"report: {out}/report.md, report.json")
     return 0 if report["verdict"]["passed"] else EXIT_BUDGET_FAIL
