@@ -75,7 +75,8 @@ def _extract(tar_path: Path, dest: Path) -> Path:
                     raise BundleError(f"{tar_path}: member {member.name} is not a plain file or folder")
             tar.extractall(dest, filter="data")  # refuses absolute paths and '..' escapes
     except (tarfile.TarError, OSError) as exc:
-        raise BundleError(f"{tar_path}: cannot unpack ({exc})") from None
+        # tarfile's "r:*" error lists every method it tried on separate lines: the CLI prints one line
+        raise BundleError(f"{tar_path}: cannot unpack ({' '.join(str(exc).split())})") from None
     return _bundle_root(dest)
 
 
