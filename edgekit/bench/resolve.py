@@ -92,16 +92,16 @@ def host_not_target(profile: TargetProfile) -> str | None:
     host = host_arch()
     if host == profile.arch:
         return None
-    return (
-        f"bench host is {host}, target is {profile.arch} (profile {profile.name}): these are not the "
-        "device's numbers; run `edgekit bench` on the device"
-    )
+    return f"bench host is {host}, target is {profile.arch}; run `edgekit bench` on the device"
 
 
 def mark_host(report: dict[str, Any], profile: TargetProfile) -> None:
     """Put the host-is-not-the-target warning where it is read: the verdict (and its line) and the notes."""
-    note = host_not_target(profile)
-    if note is None:
+    warning = host_not_target(profile)
+    if warning is None:
         return
-    report["verdict"]["host_warning"] = note
-    report.setdefault("notes", []).append(note)
+    report["verdict"]["host_warning"] = warning
+    report.setdefault("notes", []).append(
+        f"not the target: measured on this {host_arch()} host, not on a {profile.name} ({profile.arch}); "
+        "run `edgekit bench` on the device for its numbers"
+    )
