@@ -1,4 +1,8 @@
-"""Write a finished bench report: report.json (versioned), samples.npz, PNG plots (matplotlib optional), report.md."""
+"""A finished bench report on disk: report.json (versioned), samples.npz, PNG plots (matplotlib optional), report.md.
+
+`write_report` writes them; `load_report` reads report.json back (checking its schema version), and the
+tables of `edgekit.bench.format` are made from that JSON form alone.
+"""
 
 from __future__ import annotations
 
@@ -11,6 +15,8 @@ import numpy as np
 
 from edgekit.bench.format import markdown
 from edgekit.bench.plots import plot_e2e, plot_model, pyplot
+from edgekit.bench.resolve import REPORT_SCHEMA
+from edgekit.errors import DataError
 
 log = logging.getLogger(__name__)
 
@@ -44,6 +50,26 @@ def write_report(
     )
     (out / "report.md").write_text(markdown(report), encoding="utf-8")
     return files
+
+
+def load_report(path: str | Path) -> dict[str, Any]:
+    """report.json (or the folder holding it) as written by `write_report`; DataError when it is not one."""
+    path = Path(path)
+    if path.is_dir():
+        path = path / "report.json"
+    try:
+        report = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as exc:
+        raise DataError(f"{path}: cannot read a bench report ({exc})") from None
+    schema = report.get("schema") if isinstance(report, dict) else None
+    if not isinstance(schema, int) or not 1 <= schema <= REPORT_SCHEMA:
+        raise DataError(
+            f"{path}: bench report schema {schema!r} is not one this edgekit reads (1..{REPORT_SCHEMA})"
+        )
+    missing = [k for k in ("mode", "bundle", "profile", "machine", "verdict") if k not in report]
+    if missing:
+        raise DataError(f"{path}: not a bench report (no {', '.join(missing)})")
+    return report
 
 
 def _json_default(o: Any) -> Any:

@@ -14,8 +14,10 @@ import numpy as np
 import pytest
 
 from edgekit.bench import EXIT_BUDGET_FAIL, BenchConfig, run_bench
-from edgekit.bench.report import NO_MATPLOTLIB
+from edgekit.bench.format import format_table
+from edgekit.bench.report import NO_MATPLOTLIB, load_report
 from edgekit.cli import main
+from edgekit.errors import DataError
 
 HAVE_MPL = importlib.util.find_spec("matplotlib") is not None
 
@@ -204,3 +206,15 @@ def test_bench_on_the_target_arch_has_no_host_warning(sensor_bundle: Path, tmp_p
     )
     assert report["target"]["host_is_target"] and "host_warning" not in report["verdict"]
     assert "NOT ON THE TARGET" not in (tmp_path / "report.md").read_text()
+
+
+def test_tables_come_from_the_saved_json_alone(sensor_bundle: Path, tmp_path: Path) -> None:
+    report = run_bench(
+        BenchConfig(bundle=str(sensor_bundle), runs=10, warmup=0, out=str(tmp_path), plots=False)
+    )
+    saved = load_report(tmp_path)
+    assert saved["schema"] == report["schema"] == 1
+    assert format_table(saved) == format_table(report)
+    (tmp_path / "future.json").write_text(json.dumps({**saved, "schema": 99}))
+    with pytest.raises(DataError, match="schema 99"):
+        load_report(tmp_path / "future.json")
