@@ -66,7 +66,7 @@ def run_demo(cfg: DemoConfig) -> dict:
         results["bundles"] = _export_stage(out)
 
         _say("3. serve: the daemon on the installed bundle, the real test split replayed through MQTT")
-        results["serve"] = _serve_stage(out, broker_url, quick=cfg.quick)
+        results["serve"] = _serve_stage(out, broker_url)
 
         _say("4. bench: variants side by side, then end to end through the broker")
         results["bench"] = _bench_stage(out, broker_url, results["bundles"], quick=cfg.quick)
@@ -118,7 +118,7 @@ DEMO_DEVICE = "demo-gw"
 REPLAY_RATE = 1000.0  # readings/s
 
 
-def _serve_stage(out: Path, broker_url: str, quick: bool) -> dict:
+def _serve_stage(out: Path, broker_url: str) -> dict:
     """`edgekit serve` as a real process on out/device/current; the test split replayed at 1,000 readings/s."""
     import json
     import time
