@@ -20,8 +20,8 @@ from _results import write_section
 from arm_table import REPO, export_variants, quick_runs
 
 from edgekit.bench import BenchConfig, run_bench
+from edgekit.bench.format import format_table, md_table, model_rows
 from edgekit.bench.machine import describe
-from edgekit.bench.report import format_table, md_table, model_rows
 
 
 def main() -> None:

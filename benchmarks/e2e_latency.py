@@ -27,8 +27,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _results import write_section
 
-from edgekit.bench.e2e import E2EConfig, run_e2e
-from edgekit.bench.report import fmt_ms
+from edgekit.bench import E2EConfig, fmt_ms, run_e2e
 from edgekit.broker import Broker
 
 REPO = Path(__file__).resolve().parent.parent

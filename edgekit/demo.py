@@ -14,6 +14,11 @@ import logging
 from contextlib import ExitStack
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from edgekit.bench import Recorder
+    from edgekit.runtime.mqtt import Topics
 
 log = logging.getLogger(__name__)
 
@@ -61,7 +66,7 @@ def run_demo(cfg: DemoConfig) -> dict:
         results["bundles"] = _export_stage(out)
 
         _say("3. serve: the daemon on the installed bundle, the real test split replayed through MQTT")
-        results["serve"] = _serve_stage(out, broker_url, quick=cfg.quick)
+        results["serve"] = _serve_stage(out, broker_url)
 
         _say("4. bench: variants side by side, then end to end through the broker")
         results["bench"] = _bench_stage(out, broker_url, results["bundles"], quick=cfg.quick)
@@ -113,19 +118,14 @@ DEMO_DEVICE = "demo-gw"
 REPLAY_RATE = 1000.0  # readings/s
 
 
-def _serve_stage(out: Path, broker_url: str, quick: bool) -> dict:
+def _serve_stage(out: Path, broker_url: str) -> dict:
     """`edgekit serve` as a real process on out/device/current; the test split replayed at 1,000 readings/s."""
     import json
-    import subprocess
-    import sys
-    import threading
     import time
 
     import numpy as np
-    import paho.mqtt.client as mqtt
 
-    from edgekit.bench.e2e import bench_client
-    from edgekit.bench.report import fmt_ms
+    from edgekit.bench import DaemonProcess, Recorder, fmt_ms, mqtt_client
     from edgekit.errors import EdgekitError
     from edgekit.metrics import percentiles
     from edgekit.profiles import load_profile
@@ -140,80 +140,48 @@ def _serve_stage(out: Path, broker_url: str, quick: bool) -> dict:
         raise EdgekitError("the demo replays a window-1 dataset (Shuttle); use `edgekit serve` for others")
     rows, labels = x[:, 0, :], y.astype(int)
     addr = parse_broker_url(broker_url)
-
-    got: dict[str, list] = {"anomalies": [], "heartbeat": [], "errors": [], "status": []}
-    arrival: list[float] = []
-    lock = threading.Lock()
-
-    def on_message(_c: object, _u: object, msg: mqtt.MQTTMessage) -> None:
-        now = time.time()
-        kind = msg.topic.rsplit("/", 1)[-1]
-        with lock:
-            got.setdefault(kind, []).append(json.loads(msg.payload))
-            if kind == "anomalies":
-                arrival.append(now)
-
-    def client(name: str) -> mqtt.Client:
-        c = bench_client(addr.host, addr.port, True, f"{name}-{time.time_ns()}")
-        c.loop_start()
-        return c
-
-    sub = client("edgekit-demo-sub")
-    sub.on_message = on_message
-    sub.subscribe([(topics.anomalies, 1), (topics.heartbeat, 0), (topics.errors, 1), (topics.status, 1)])
-    cmd = [sys.executable, "-m", "edgekit", "serve", "--bundle", str(out / "device" / "current")]
-    cmd += ["--broker", broker_url, "--device", DEMO_DEVICE, "--profile", "x86-gateway"]
-    cmd += ["--pubkey", str(out / "keys" / "edgekit.pub"), "--heartbeat-s", "3600"]
-    print(
-        "$ edgekit serve --bundle",
-        out / "device" / "current",
-        "--broker",
+    bundle = out / "device" / "current"
+    print("$ edgekit serve --bundle", bundle, "--broker", broker_url, "--device", DEMO_DEVICE)
+    daemon = DaemonProcess(
+        bundle,
         broker_url,
-        "--device",
         DEMO_DEVICE,
+        ["--profile", "x86-gateway", "--pubkey", str(out / "keys" / "edgekit.pub"), "--heartbeat-s", "3600"],
+        status_topic=topics.status,
+        log_path=out / "daemon.log",
     )
-    log_file = open(out / "daemon.log", "wb")  # noqa: SIM115
-    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=log_file)
-    pub = client("edgekit-demo-pub")
+    sub = Recorder(
+        addr.port,
+        [topics.anomalies, topics.heartbeat, topics.errors],
+        f"edgekit-demo-sub-{time.time_ns()}",
+        host=addr.host,
+    )
+    pub = mqtt_client(addr.host, addr.port, f"edgekit-demo-pub-{time.time_ns()}")
+    pub.loop_start()
     try:
-        deadline = time.monotonic() + 30
-        while not any(m.get("state") == "online" for m in got["status"]):
-            if proc.poll() is not None or time.monotonic() > deadline:
-                raise EdgekitError(f"the daemon did not come up; see {out / 'daemon.log'}")
-            time.sleep(0.05)
-        topic = topics.sensor_topic("shuttle")
-        pub.publish(topic, b"{not json", qos=1)  # a bad payload: counted and reported, never a crash
-        t0 = time.perf_counter()
-        sent_ts: dict[float, int] = {}
-        last = 0.0
-        for i, row in enumerate(rows):
-            delay = t0 + i / REPLAY_RATE - time.perf_counter()
-            if delay > 0.0002:
-                time.sleep(delay)
-            last = max(time.time(), last + 1e-6)
-            sent_ts[last] = i
-            pub.publish(topic, encode_reading(last, row), qos=0)
-        deadline = time.monotonic() + 15
-        heartbeat: dict = {}
-        while time.monotonic() < deadline:
-            n = len(got["heartbeat"])
-            pub.publish(topics.cmd, json.dumps({"cmd": "heartbeat"}), qos=1)
-            while len(got["heartbeat"]) == n and time.monotonic() < deadline:
-                time.sleep(0.02)
-            heartbeat = got["heartbeat"][-1] if got["heartbeat"] else {}
-            c = heartbeat.get("counters", {})
-            if c.get("windows", 0) >= len(rows) and len(got["anomalies"]) >= c.get("anomalies", 0):
-                break
-            time.sleep(0.1)
+        with daemon:
+            topic = topics.sensor_topic("shuttle")
+            pub.publish(topic, b"{not json", qos=1)  # a bad payload: counted and reported, never a crash
+            t0 = time.perf_counter()
+            sent_ts: dict[float, int] = {}
+            last = 0.0
+            for i, row in enumerate(rows):
+                delay = t0 + i / REPLAY_RATE - time.perf_counter()
+                if delay > 0.0002:
+                    time.sleep(delay)
+                last = max(time.time(), last + 1e-6)
+                sent_ts[last] = i
+                pub.publish(topic, encode_reading(last, row), qos=0)
+            heartbeat = _drain(pub, sub, topics, len(rows))
+        rc = daemon.returncode
+        got = sub.records()
     finally:
-        proc.terminate()
-        rc = proc.wait(15)
-        log_file.close()
-        for c in (pub, sub):
-            c.disconnect()
-            c.loop_stop()
+        pub.disconnect()
+        pub.loop_stop()
+        sub.close()
 
-    reports = got["anomalies"]
+    reports = [json.loads(p) for t, p, _ in got if t == topics.anomalies]
+    arrival = [a for t, _, a in got if t == topics.anomalies]
     hit = np.zeros(len(rows), dtype=bool)
     for r in reports:  # a report's end_ts is the timestamp of the reading it scored (window 1)
         if (i := sent_ts.get(float(r["end_ts"]))) is not None:
@@ -261,12 +229,29 @@ def _serve_stage(out: Path, broker_url: str, quick: bool) -> dict:
     return result
 
 
+def _drain(pub: Any, sub: Recorder, topics: Topics, n_rows: int, timeout: float = 15.0) -> dict:
+    """Ask for heartbeats until the daemon scored every row and every anomaly report arrived; the last heartbeat."""
+    import json
+    import time
+
+    deadline = time.monotonic() + timeout
+    heartbeat: dict = {}
+    while time.monotonic() < deadline:
+        n = len(sub.messages)
+        pub.publish(topics.cmd, json.dumps({"cmd": "heartbeat"}), qos=1)
+        got = sub.wait_for(lambda t, _p: t == topics.heartbeat, deadline - time.monotonic(), n)
+        heartbeat = json.loads(got[1]) if got else heartbeat
+        c = heartbeat.get("counters", {})
+        if c.get("windows", 0) >= n_rows and len(sub.on(topics.anomalies)) >= c.get("anomalies", 0):
+            break
+        time.sleep(0.1)
+    return heartbeat
+
+
 def _bench_stage(out: Path, broker_url: str, bundles: dict[str, Path], quick: bool) -> dict:
     """Model latency of the variants, interleaved (teacher and student, torch and ORT, FP32/INT8/FP16),
     then the daemon end to end through the broker with the bare-relay baseline."""
-    from edgekit.bench import BenchConfig, run_bench
-    from edgekit.bench.e2e import E2EConfig, run_e2e, saturation_line
-    from edgekit.bench.report import format_table
+    from edgekit.bench import BenchConfig, E2EConfig, format_table, run_bench, run_e2e
 
     run = out / "run"
     compare = [str(bundles["raspberry-pi-4"]), str(bundles["jetson-orin-nano"])]
@@ -293,7 +278,6 @@ def _bench_stage(out: Path, broker_url: str, bundles: dict[str, Path], quick: bo
     )
     e2e = run_e2e(e2e_cfg, echo=print)
     print(format_table(e2e))
-    print(saturation_line(e2e["e2e"]))
     print(f"report with plots: {out / 'bench' / 'e2e' / 'report.md'}")
     print("(this host is x86; run `edgekit bench` on the board itself for its numbers)")
     return {"model": model, "e2e": e2e}

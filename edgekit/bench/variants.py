@@ -6,10 +6,8 @@ same way. torch is imported only for a `torch:RUN_DIR` variant; a device without
 
 from __future__ import annotations
 
-import functools
 import json
 import logging
-import types
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -21,6 +19,7 @@ from edgekit.bundle.manifest import Manifest
 from edgekit.errors import BundleError, DataError, EdgekitError
 from edgekit.profiles import TargetProfile
 from edgekit.runtime.engine import Engine
+from edgekit.runtime.stages import WindowStages
 
 log = logging.getLogger(__name__)
 
@@ -101,19 +100,15 @@ def torch_variant(spec: str, profile: TargetProfile | None, name: str | None = N
     if profile is not None and profile.threads.intra_op > 0:
         torch.set_num_threads(profile.threads.intra_op)
     channels = len(run["channels"])
-    norm = run.get("normalization") or {"mean": [0.0] * channels, "std": [1.0] * channels}
-    # The Engine's own preprocess/postprocess code, bound to this run's statistics, so torch and
-    # onnxruntime variants do exactly the same numpy work outside the model.
-    stages = types.SimpleNamespace(
-        mean=np.asarray(norm["mean"], np.float32).reshape(1, 1, channels),
-        inv_std=(1.0 / np.asarray(norm["std"], np.float32)).reshape(1, 1, channels),
-        input_dtype=np.float32,
-        softmax=run.get("score", "softmax") == "softmax",
+    norm = run.get("normalization") or {}
+    # The WindowStages the device Engine runs, bound to this run's statistics, so torch and onnxruntime
+    # variants do exactly the same numpy work outside the model.
+    stages = WindowStages(
+        channels, norm.get("mean"), norm.get("std"), softmax=run.get("score", "softmax") == "softmax"
     )
-    normalize = functools.partial(Engine.preprocess, stages)
 
     def preprocess(windows: np.ndarray) -> Any:
-        return torch.from_numpy(normalize(windows))
+        return torch.from_numpy(stages.preprocess(windows))
 
     def infer(x: Any) -> np.ndarray:
         with torch.inference_mode():
@@ -124,7 +119,7 @@ def torch_variant(spec: str, profile: TargetProfile | None, name: str | None = N
         kind="torch",
         preprocess=preprocess,
         infer=infer,
-        postprocess=functools.partial(Engine.postprocess, stages),
+        postprocess=stages.postprocess,
         window=int(run["window"]),
         channels=channels,
         providers=["torch-eager-cpu"],

@@ -3,6 +3,10 @@
 from __future__ import annotations
 
 import argparse
+import dataclasses
+from typing import Any, TypeVar
+
+T = TypeVar("T")
 
 EPILOG = """exit status: 0 PASS, 4 FAIL (latency budget missed at the chosen percentile), 2 error.
 variants for --compare: another bundle directory, or torch:RUN_DIR[#MODEL] (eager torch; needs torch).
@@ -17,7 +21,7 @@ def register(sub: argparse._SubParsersAction) -> None:
         epilog=EPILOG,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    p.add_argument("bundle", metavar="BUNDLE", help="bundle directory")
+    p.add_argument("bundle", metavar="BUNDLE", help="bundle directory or .tar.gz")
     p.add_argument(
         "--profile",
         help="target profile name or YAML path (default: the profile the bundle was exported for)",
@@ -69,71 +73,52 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(handler=run)
 
 
-def run(args: argparse.Namespace) -> int:
+def _default_out(bundle: str, tag: str = "") -> str:
+    """runs/bench/<bundle name><tag>-<time> (a tarball's name without .tar.gz)."""
     import time
     from pathlib import Path
 
-    from edgekit.bench import EXIT_BUDGET_FAIL, BenchConfig, run_bench
-    from edgekit.bench.report import format_table
+    name = Path(bundle).resolve().name.removesuffix(".gz").removesuffix(".tgz").removesuffix(".tar")
+    return str(Path("runs/bench") / f"{name}{tag}-{time.strftime('%Y%m%d-%H%M%S')}")
 
-    if args.e2e:
-        return run_e2e_cli(args)
-    out = args.out or str(
-        Path("runs/bench") / f"{Path(args.bundle).resolve().name}-{time.strftime('%Y%m%d-%H%M%S')}"
-    )
-    cfg = BenchConfig(
-        bundle=args.bundle,
-        profile=args.profile,
-        runs=args.runs,
-        duration_s=args.duration,
-        warmup=args.warmup,
-        batch=args.batch,
-        percentile=args.percentile,
-        budget_ms=args.budget_ms,
-        data=args.data,
-        compare=args.compare,
-        seed=args.seed,
-        out=out,
-        plots=not args.no_plots,
-    )
-    report = run_bench(cfg, echo=print)
+
+def _config(cls: type[T], args: argparse.Namespace, **fields: Any) -> T:
+    """`cls` filled from the flags of the same name, then from `fields`."""
+    names = {f.name for f in dataclasses.fields(cls)}  # type: ignore[arg-type]
+    return cls(**{**{k: v for k, v in vars(args).items() if k in names}, **fields})
+
+
+def _finish(report: dict, out: str) -> int:
+    from edgekit.bench import EXIT_BUDGET_FAIL, format_table
+
     print(format_table(report))
     print(f"report: {out}/report.md, report.json")
     return 0 if report["verdict"]["passed"] else EXIT_BUDGET_FAIL
 
 
-def run_e2e_cli(args: argparse.Namespace) -> int:
-    import time
-    from pathlib import Path
+def run(args: argparse.Namespace) -> int:
+    from edgekit.bench import BenchConfig, run_bench
 
-    from edgekit.bench import EXIT_BUDGET_FAIL
-    from edgekit.bench.e2e import E2EConfig, run_e2e, saturation_line
-    from edgekit.bench.report import format_table
+    if args.e2e:
+        return run_e2e_cli(args)
+    out = args.out or _default_out(args.bundle)
+    cfg = _config(BenchConfig, args, duration_s=args.duration, out=out, plots=not args.no_plots)
+    return _finish(run_bench(cfg, echo=print), out)
+
+
+def run_e2e_cli(args: argparse.Namespace) -> int:
+    from edgekit.bench import E2EConfig, run_e2e
     from edgekit.errors import ConfigError
 
     if args.compare or args.runs:
         raise ConfigError("--compare and --runs are for model-only runs; leave them out with --e2e")
-    out = args.out or str(
-        Path("runs/bench") / f"{Path(args.bundle).resolve().name}-e2e-{time.strftime('%Y%m%d-%H%M%S')}"
-    )
-    cfg = E2EConfig(
-        bundle=args.bundle,
-        broker=args.broker,
-        profile=args.profile,
-        rates=args.rates,
+    out = args.out or _default_out(args.bundle, "-e2e")
+    cfg = _config(
+        E2EConfig,
+        args,
         duration_s=args.duration or 3.0,
-        streams=args.streams,
-        batch=args.batch,
-        percentile=args.percentile,
-        budget_ms=args.budget_ms,
-        verdict_rate=args.verdict_rate,
         relay=not args.no_relay,
-        data=args.data,
         out=out,
         plots=not args.no_plots,
     )
-    report = run_e2e(cfg, echo=print)
-    print(format_table(report))
-    print(saturation_line(report["e2e"]))
-    print(f"report: {out}/report.md, report.json")
-    return 0 if report["verdict"]["passed"] else EXIT_BUDGET_FAIL
+    return _finish(run_e2e(cfg, echo=print), out)

@@ -18,6 +18,7 @@ from edgekit.bundle.manifest import Manifest
 from edgekit.bundle.signing import verify_bundle
 from edgekit.errors import BundleError
 from edgekit.profiles import TargetProfile
+from edgekit.runtime.stages import WindowStages
 
 log = logging.getLogger(__name__)
 
@@ -136,7 +137,7 @@ def create_session(model_path: str | Path, profile: TargetProfile | None = None)
         raise BundleError(f"{model_path}: onnxruntime cannot load the model ({exc})") from None
 
 
-class Engine:
+class Engine(WindowStages):
     """A loaded sensor bundle: `score(windows)` maps raw windows [B, W, C] to anomaly scores [B]."""
 
     def __init__(
@@ -151,15 +152,14 @@ class Engine:
         self.session = create_session(self.bundle_dir / m.model_file, profile)
         self.input_name = self.session.get_inputs()[0].name
         self.output_name = m.output.name
-        self.input_dtype = _DTYPES[m.input.dtype]
-        self.softmax = m.output.score == "softmax"
-        c = len(m.window.channels)
-        if m.normalization is not None:
-            self.mean = np.asarray(m.normalization.mean, dtype=np.float32).reshape(1, 1, c)
-            self.inv_std = (1.0 / np.asarray(m.normalization.std, dtype=np.float32)).reshape(1, 1, c)
-        else:
-            self.mean = np.zeros((1, 1, c), np.float32)
-            self.inv_std = np.ones((1, 1, c), np.float32)
+        norm = m.normalization
+        super().__init__(
+            len(m.window.channels),
+            norm.mean if norm is not None else None,
+            norm.std if norm is not None else None,
+            _DTYPES[m.input.dtype],
+            m.output.score == "softmax",
+        )
 
     @classmethod
     def from_verified(
@@ -191,21 +191,9 @@ class Engine:
     def providers(self) -> list[str]:
         return self.session.get_providers()
 
-    def preprocess(self, windows: np.ndarray) -> np.ndarray:
-        """Raw windows [B, W, C] -> normalized model input in the model's dtype."""
-        x = (np.asarray(windows, dtype=np.float32) - self.mean) * self.inv_std
-        return x if self.input_dtype is np.float32 else x.astype(self.input_dtype)
-
     def infer(self, x: np.ndarray) -> np.ndarray:
         """Run the session on already-preprocessed input; returns the raw model output as float32."""
         return np.asarray(self.session.run([self.output_name], {self.input_name: x})[0], dtype=np.float32)
-
-    def postprocess(self, out: np.ndarray) -> np.ndarray:
-        if self.softmax:
-            z = out - out.max(axis=1, keepdims=True)
-            e = np.exp(z)
-            return e[:, 1] / e.sum(axis=1)
-        return out[:, 0]
 
     def score(self, windows: np.ndarray) -> np.ndarray:
         return self.postprocess(self.infer(self.preprocess(windows)))

@@ -118,6 +118,19 @@ def _bundle_root(folder: Path) -> Path:
     raise BundleError(f"{folder}: no {MANIFEST} found (not a bundle)")
 
 
+@contextlib.contextmanager
+def opened_bundle(bundle: str | Path, limits: UnpackLimits | None = None) -> Iterator[Path]:
+    """A bundle folder as is, or a bundle tarball unpacked as install does (same header checks and caps) into
+    a temporary folder removed afterwards."""
+    bundle = Path(bundle)
+    if bundle.is_dir() or not bundle.exists():
+        yield bundle  # what is missing is reported by whoever reads the manifest
+        return
+    with tempfile.TemporaryDirectory(prefix="edgekit-bundle-") as tmp:
+        safe_extract(bundle, Path(tmp), limits or UnpackLimits())
+        yield _bundle_root(Path(tmp))
+
+
 def _installed_manifest(root: Path) -> Manifest | None:
     """What `current` holds, to refuse downgrades; None when nothing (readable) is installed."""
     release = current_release(root)

@@ -87,4 +87,5 @@ def safe_extract(tar_path: Path, dest: Path, limits: UnpackLimits) -> None:
             extra = {"filter": "data"} if hasattr(tarfile, "data_filter") else {}
             tar.extractall(dest, members=members, **extra)
     except (tarfile.TarError, EOFError, zlib.error) as exc:
-        raise BundleError(f"{tar_path}: not a readable bundle tarball ({exc})") from None
+        # tarfile's "r:*" error lists every method it tried on separate lines: keep it to one line
+        raise BundleError(f"{tar_path}: not a readable bundle tarball ({' '.join(str(exc).split())})") from None

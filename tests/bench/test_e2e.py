@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from edgekit.bench import EXIT_BUDGET_FAIL
-from edgekit.bench.e2e import E2EConfig, expected_windows, run_e2e, summarize_e2e
+from edgekit.bench import EXIT_BUDGET_FAIL, E2EConfig, run_e2e
+from edgekit.bench.sweep import expected_windows, summarize_e2e
 from edgekit.cli import main
 
 HAVE_MPL = importlib.util.find_spec("matplotlib") is not None

@@ -7,7 +7,6 @@ them through the `rt` fixture.
 
 from __future__ import annotations
 
-import json
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -20,6 +19,7 @@ import paho.mqtt.client as mqtt
 import pytest
 from paho.mqtt.enums import CallbackAPIVersion
 
+from edgekit.bench.rig import Recorder as Listener  # a real MQTT subscriber recording every message
 from edgekit.runtime.daemon import Daemon, DaemonConfig
 from edgekit.runtime.mqtt import set_nodelay
 
@@ -31,46 +31,6 @@ def wait_until(pred: Callable[[], bool], timeout: float = 10.0, interval: float 
             return True
         time.sleep(interval)
     return pred()
-
-
-class Listener:
-    """A real MQTT subscriber that records every message per topic."""
-
-    def __init__(self, port: int, topics: list[str], client_id: str = "", persistent: bool = False) -> None:
-        self.messages: list[tuple[str, bytes]] = []
-        self._lock = threading.Lock()
-        self.subscribed = threading.Event()
-        self.client = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=client_id, protocol=mqtt.MQTTv5)
-        self.client.on_socket_open = lambda c, u, s: set_nodelay(s)
-        self.client.on_message = self._on_message
-        self.client.on_subscribe = lambda *a: self.subscribed.set()
-        self.client.on_connect = lambda c, *a: c.subscribe([(t, 1) for t in topics])
-        self.client.reconnect_delay_set(0.2, 1)  # type: ignore[arg-type]
-        props = None
-        if persistent:  # survive a broker restart (broker persistence on): keep subscription and queue
-            from paho.mqtt.packettypes import PacketTypes
-            from paho.mqtt.properties import Properties
-
-            props = Properties(PacketTypes.CONNECT)
-            props.SessionExpiryInterval = 3600
-        self.client.connect("127.0.0.1", port, clean_start=not persistent, properties=props)
-        self.client.loop_start()
-        assert self.subscribed.wait(5), "listener could not subscribe"
-
-    def _on_message(self, _c: object, _u: object, msg: mqtt.MQTTMessage) -> None:
-        with self._lock:
-            self.messages.append((msg.topic, msg.payload))
-
-    def on(self, suffix: str) -> list[bytes]:
-        with self._lock:
-            return [p for t, p in self.messages if t.endswith(suffix)]
-
-    def json(self, suffix: str) -> list[dict]:
-        return [json.loads(p) for p in self.on(suffix)]
-
-    def close(self) -> None:
-        self.client.disconnect()
-        self.client.loop_stop()
 
 
 class Publisher:

@@ -11,7 +11,6 @@ import shutil
 import signal
 import socket
 import subprocess
-import sys
 import tempfile
 import threading
 import time
@@ -22,6 +21,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from edgekit.bench.rig import DaemonProcess
 from edgekit.broker import Broker, free_port
 from edgekit.bundle.manifest import Manifest
 from edgekit.bundle.signing import sign_bundle
@@ -146,25 +146,10 @@ def test_sigterm_and_sighup_on_a_real_process(rt, broker, mqtt_io, sensor_bundle
     metrics_port = free_port()
     env = {**os.environ, "NOTIFY_SOCKET": notify_path, "WATCHDOG_USEC": "400000"}
     status = listen(["edgekit/dev1/status"])
-    cmd = [
-        sys.executable,
-        "-m",
-        "edgekit",
-        "serve",
-        "--bundle",
-        str(pointer),
-        "--broker",
-        broker.url,
-        "--device",
-        "dev1",
-        "--pubkey",
-        str(keypair[1]),
-        "--metrics-port",
-        str(metrics_port),
-        "--threshold=-inf",
-    ]
-    proc = subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    args = ["--pubkey", str(keypair[1]), "--metrics-port", str(metrics_port), "--threshold=-inf"]
+    daemon = DaemonProcess(pointer, broker.url, "dev1", args, env=env)
     try:
+        daemon.start()  # returns once the daemon said `online` on edgekit/dev1/status
         assert notify.recv(256).startswith(b"READY=1")
         assert rt.wait_until(lambda: any(s["state"] == "online" for s in status.json("status")), 15)
         out = listen(["edgekit/dev1/anomalies"])
@@ -176,17 +161,16 @@ def test_sigterm_and_sighup_on_a_real_process(rt, broker, mqtt_io, sensor_bundle
         assert 'edgekit_readings_total{device="dev1"} 20' in text
 
         pointer.write_text(str(v2))
-        proc.send_signal(signal.SIGHUP)
+        daemon.send_signal(signal.SIGHUP)
         assert rt.wait_until(lambda: any(s["model_version"] == "2.0.0" for s in status.json("status")), 15)
         pub.send("edgekit/dev1/sensors/s", encode_reading(T0 + 100, GOOD))
         assert rt.wait_until(lambda: any(r["model_version"] == "2.0.0" for r in out.json("anomalies")))
 
-        proc.send_signal(signal.SIGTERM)
-        assert proc.wait(15) == 0
+        daemon.send_signal(signal.SIGTERM)
+        assert daemon.wait(15) == 0
     finally:
-        if proc.poll() is None:
-            proc.kill()
-        log = proc.stdout.read().decode(errors="replace") if proc.stdout else ""
+        daemon.stop()  # SIGKILL if it is still running; keeps its output
+        log = daemon.output
     datagrams = []
     notify.settimeout(0.1)
     while True:
