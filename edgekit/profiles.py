@@ -102,6 +102,20 @@ class Daemon:
     publish_scores: bool = False
     qos: int = 1
     keepalive_s: int = 30
+    queue_bytes: int = 8 * 2**20  # payload bytes the input queue may hold (with queue_size: both bound it)
+    max_clock_skew_s: float = 3600.0  # readings stamped further ahead of the daemon's clock are refused
+    stream_idle_s: float = 300.0  # when max_streams is reached, a stream idle this long makes room
+    require_pubkey: bool = False  # serve refuses to start without --pubkey (unsigned bundles)
+
+    def __post_init__(self) -> None:
+        if self.queue_bytes < self.max_payload_bytes:
+            raise ValueError(
+                f"queue_bytes ({self.queue_bytes}) must be >= max_payload_bytes ({self.max_payload_bytes})"
+            )
+        if not self.max_clock_skew_s > 0:
+            raise ValueError("max_clock_skew_s must be > 0")
+        if not self.stream_idle_s >= 0:
+            raise ValueError("stream_idle_s must be >= 0")
 
 
 @dataclass
