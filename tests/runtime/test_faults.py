@@ -23,8 +23,6 @@ import numpy as np
 import pytest
 
 from edgekit.broker import Broker, free_port
-from edgekit.bundle.manifest import Manifest
-from edgekit.bundle.signing import sign_bundle
 from edgekit.data import load_dataset, make_windows
 from edgekit.errors import ConfigError
 from edgekit.runtime.daemon import Daemon, DaemonConfig
@@ -41,17 +39,6 @@ def world_dir() -> str:
     d = tempfile.mkdtemp(prefix="edgekit-test-")
     os.chmod(d, 0o777)
     return d
-
-
-def bundle_version(src: Path, dst: Path, version: str, key: Path | None) -> Path:
-    """A copy of `src` with another model_version; signed with `key`, or left with the old signature."""
-    shutil.copytree(src, dst)
-    m = Manifest.load(dst)
-    m.model_version = version
-    m.save(dst)
-    if key is not None:
-        sign_bundle(dst, key)
-    return dst
 
 
 def test_broker_down_at_start_then_up(rt, sensor_bundle):
@@ -141,7 +128,7 @@ def test_broker_restart_mid_stream_loses_no_report(rt, sensor_bundle):
 
 def test_sigterm_and_sighup_on_a_real_process(rt, broker, mqtt_io, sensor_bundle, keypair, tmp_path):
     listen, publish = mqtt_io
-    v2 = bundle_version(sensor_bundle, tmp_path / "v2", "2.0.0", keypair[0])
+    v2 = rt.bundle_version(sensor_bundle, tmp_path / "v2", "2.0.0", keypair[0])
     pointer = tmp_path / "current"
     pointer.write_text(str(sensor_bundle))
     notify_path = str(tmp_path / "notify.sock")
@@ -210,11 +197,11 @@ def test_hot_reload_by_command_and_refusal_of_tampered_bundles(
     rt, broker, mqtt_io, sensor_bundle, keypair, tmp_path
 ):
     listen, publish = mqtt_io
-    v2 = bundle_version(sensor_bundle, tmp_path / "v2", "2.0.0", keypair[0])
-    unsigned = bundle_version(
+    v2 = rt.bundle_version(sensor_bundle, tmp_path / "v2", "2.0.0", keypair[0])
+    unsigned = rt.bundle_version(
         sensor_bundle, tmp_path / "bad-sig", "6.6.6", None
     )  # manifest changed, not re-signed
-    bad_model = bundle_version(sensor_bundle, tmp_path / "bad-hash", "7.7.7", keypair[0])
+    bad_model = rt.bundle_version(sensor_bundle, tmp_path / "bad-hash", "7.7.7", keypair[0])
     with open(bad_model / "model.onnx", "ab") as fh:
         fh.write(b"\0")
     out = listen(["edgekit/dev1/anomalies", "edgekit/dev1/errors", "edgekit/dev1/status"])
