@@ -51,6 +51,9 @@ from edgekit.runtime.stats import (
 
 log = logging.getLogger(__name__)
 
+# Room for the topic (up to 64 KiB), the fixed header and properties around a max_payload_bytes payload,
+# so that every payload the daemon could still count as `oversized` is delivered.
+PACKET_HEADROOM = 65536 + 1024
 EXIT_THREAD_DIED = 70  # EX_SOFTWARE (sysexits.h): a daemon thread died; systemd's Restart= brings it back
 
 
@@ -124,6 +127,7 @@ class Daemon:
             cfg.client,
             client_id=cfg.client.client_id or default_client_id(cfg.device, self.partition, cfg.share_group),
             keepalive_s=cfg.client.keepalive_s or d.keepalive_s,
+            max_packet_bytes=cfg.client.max_packet_bytes or d.max_payload_bytes + PACKET_HEADROOM,
         )
         self.link = Link(
             self.copts,

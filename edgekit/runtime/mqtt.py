@@ -153,6 +153,9 @@ class ClientOptions:
     # were opened with clean start off, so it is off from the first connect.
     clean_start: bool = False
     session_expiry_s: int = 300
+    # MQTT 5 Maximum Packet Size: the broker drops larger messages instead of sending them, so a huge
+    # payload never reaches this process's memory (paho reads a whole packet before any check can run).
+    max_packet_bytes: int | None = None
 
 
 def set_nodelay(sock: object) -> bool:
@@ -235,4 +238,6 @@ def connect_async(client: mqtt.Client, addr: BrokerAddress, opts: ClientOptions)
         return
     props = Properties(PacketTypes.CONNECT)
     props.SessionExpiryInterval = opts.session_expiry_s
+    if opts.max_packet_bytes:
+        props.MaximumPacketSize = opts.max_packet_bytes
     client.connect_async(addr.host, addr.port, keepalive, clean_start=opts.clean_start, properties=props)

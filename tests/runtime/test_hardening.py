@@ -72,6 +72,10 @@ def _self_signed(folder: Path, host: str) -> tuple[Path, Path, Path]:
     return folder / "cert.pem", folder / "cert.pem", folder / "key.pem"
 
 
+def _serve_args(bundle: Path, url: str, *extra: str) -> list[str]:
+    return ["--bundle", str(bundle), "--broker", url, "--device", "dev1", *extra]
+
+
 def _cfg(bundle: Path, url: str, **kw: object) -> DaemonConfig:
     base: dict = {"device": "dev1", "threshold": -math.inf, "error_interval_s": 0}
     return DaemonConfig(bundle=str(bundle), client=ClientOptions(url), **{**base, **kw})
@@ -164,20 +168,24 @@ def test_a_flood_of_large_payloads_is_dropped_at_the_byte_bound(rt, broker, mqtt
         assert any(e["kind"] == "dropped" and "bytes" in e["detail"] for e in out.json("errors"))
 
 
+def test_payloads_far_over_the_limit_never_reach_the_daemon(rt, broker, mqtt_io, sensor_bundle):
+    """MQTT 5 Maximum Packet Size: the broker drops a 3 MB message for us; the next reading is scored."""
+    listen, publish = mqtt_io
+    out = listen(["edgekit/dev1/anomalies"])
+    with rt.running(_cfg(sensor_bundle, broker.url), _profile(max_payload_bytes=4096)) as d:
+        pub = publish()
+        pub.send("edgekit/dev1/sensors/s", encode_reading(1.0, GOOD) + b" " * 3_000_000)
+        pub.send("edgekit/dev1/sensors/s", encode_reading(2.0, GOOD) + b" " * 5000)  # counted: oversized
+        pub.send("edgekit/dev1/sensors/s", encode_reading(3.0, GOOD))
+        assert rt.wait_until(lambda: any(r["end_ts"] == 3.0 for r in out.json("anomalies")))
+        assert d.counters.messages == 2 and d.counters.errors["oversized"] == 1
+
+
 # -- 4. hostile commands ------------------------------------------------------------------------------
 def test_every_refused_command_is_counted_and_none_gives_a_traceback(rt, broker, mqtt_io, sensor_bundle):
     listen, publish = mqtt_io
     beats = listen(["edgekit/dev1/heartbeat"])
-    args = [
-        "--bundle",
-        str(sensor_bundle),
-        "--broker",
-        broker.url,
-        "--device",
-        "dev1",
-        "--heartbeat-s",
-        "0.3",
-    ]
+    args = _serve_args(sensor_bundle, broker.url, "--heartbeat-s", "0.3")
     with rt.ServeProcess(args) as srv:
         assert rt.wait_until(lambda: bool(beats.on("heartbeat")), 20), srv.log
         pub = publish()
@@ -207,7 +215,7 @@ def test_every_refused_command_is_counted_and_none_gives_a_traceback(rt, broker,
     ],
 )
 def test_an_unreachable_broker_is_named_with_the_reason(rt, sensor_bundle, url, reason):
-    args = ["--bundle", str(sensor_bundle), "--broker", url, "--device", "dev1"]
+    args = _serve_args(sensor_bundle, url)
     with rt.ServeProcess(args) as srv:
         assert srv.wait_for("connect_failed", 15), srv.log
         line = next(ln for ln in srv.log.splitlines() if "connect_failed" in ln)
@@ -250,7 +258,7 @@ def test_the_process_exits_non_zero_when_the_mqtt_thread_dies(rt, broker, sensor
     # network thread at the first connection attempt, which ends that thread.
     pw = tmp_path / "password"
     pw.write_text("p" * 70_000)
-    args = ["--bundle", str(sensor_bundle), "--broker", broker.url, "--device", "dev1"]
+    args = _serve_args(sensor_bundle, broker.url)
     with rt.ServeProcess([*args, "--username", "u", "--password-file", str(pw)]) as srv:
         try:
             code = srv.proc.wait(20)
@@ -265,16 +273,7 @@ def test_the_process_exits_non_zero_when_the_mqtt_thread_dies(rt, broker, sensor
 def test_a_daemon_without_pubkey_says_bundles_are_unverified(rt, broker, mqtt_io, sensor_bundle, tmp_path):
     listen, _ = mqtt_io
     status = listen(["edgekit/dev1/status", "edgekit/dev1/heartbeat"])
-    args = [
-        "--bundle",
-        str(sensor_bundle),
-        "--broker",
-        broker.url,
-        "--device",
-        "dev1",
-        "--heartbeat-s",
-        "0.3",
-    ]
+    args = _serve_args(sensor_bundle, broker.url, "--heartbeat-s", "0.3")
     with rt.ServeProcess(args) as srv:
         assert rt.wait_until(lambda: bool(status.json("heartbeat")), 20), srv.log
         assert srv.stop() == 0
