@@ -186,7 +186,10 @@ class Daemon:
             else:
                 self.counters.reports += 1
 
-    def error(self, kind: str, detail: str, stream: str | None = None, n: int = 1) -> None:
+    def error(
+        self, kind: str, detail: str, stream: str | None = None, n: int = 1, publish: bool = True
+    ) -> None:
+        """Count, log (rate-limited) and, with `publish`, report on the errors topic."""
         # Each kind is counted from one thread (internal_error: rarely both), so += loses nothing.
         errs = self.counters.errors
         errs[kind] = errs.get(kind, 0) + n
@@ -195,6 +198,8 @@ class Daemon:
             return
         more = f" (+{suppressed} similar suppressed)" if suppressed else ""
         log.warning("%s%s: %s%s", kind, f" [{stream}]" if stream else "", detail, more)
+        if not publish:
+            return
         body = {
             "kind": kind,
             "stream": stream,

@@ -23,7 +23,9 @@ log = logging.getLogger(__name__)
 
 
 class ErrorSink(Protocol):
-    def __call__(self, kind: str, detail: str, stream: str | None = None, n: int = 1) -> None: ...
+    def __call__(
+        self, kind: str, detail: str, stream: str | None = None, n: int = 1, publish: bool = True
+    ) -> None: ...
 
 
 class Link:

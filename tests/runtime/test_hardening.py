@@ -230,6 +230,7 @@ def test_connection_failures_are_counted_in_the_heartbeat(rt, sensor_bundle):
     with rt.running(cfg, wait=False) as d:
         assert rt.wait_until(lambda: d.snapshot()["counters"]["errors"]["connect_failed"] >= 2, 10)
         assert d.snapshot()["connected"] is False
+        assert d.pending_publishes() == 0  # nothing piles up in the outgoing queue while unreachable
 
 
 def test_tls_verification_failure_is_reported(rt, sensor_bundle, caplog):
