@@ -101,9 +101,9 @@ class Link:
     def _on_connect_fail(self, client: mqtt.Client, _u: object) -> None:
         exc = getattr(client, "last_connect_error", None)
         reason = f"{type(exc).__name__}: {exc}" if exc is not None else "connection failed"
-        self._error(
-            "connect_failed", f"cannot reach broker {self.opts.url} ({reason}); retrying with backoff"
-        )
+        # Not published: it could only wait in the outgoing queue and arrive stale after the reconnect.
+        detail = f"cannot reach broker {self.opts.url} ({reason}); retrying with backoff"
+        self._error("connect_failed", detail, publish=False)
 
     def _on_subscribe(self, _c: mqtt.Client, _u: object, _mid: int, codes: list, _p: object) -> None:
         if failed := [str(c) for c in codes if getattr(c, "is_failure", False)]:
