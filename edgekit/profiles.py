@@ -134,6 +134,19 @@ class Daemon:
     publish_scores: bool = False
     qos: Literal[0, 1, 2] = 1
     keepalive_s: int = setting(30, ge=1, le=65535)  # MQTT's range; 0 (off) would hide a dead broker
+    # payload bytes the input queue may hold (with queue_size: both bound it)
+    queue_bytes: int = setting(8 * 2**20, ge=16, le=2**34)
+    # readings stamped further ahead of the daemon's clock are refused
+    max_clock_skew_s: float = setting(3600.0, gt=0, le=10 * 365 * 86400)
+    # when max_streams is reached, a stream idle this long makes room
+    stream_idle_s: float = setting(300.0, ge=0, le=365 * 86400)
+    require_pubkey: bool = False  # serve refuses to start without --pubkey (unsigned bundles)
+
+    def __post_init__(self) -> None:
+        if self.queue_bytes < self.max_payload_bytes:
+            raise ValueError(
+                f"queue_bytes ({self.queue_bytes}) must be >= max_payload_bytes ({self.max_payload_bytes})"
+            )
 
 
 @dataclass

@@ -39,7 +39,16 @@ def register(sub: argparse._SubParsersAction) -> None:
     _add_connection_flags(p)
     p.add_argument("--password", help="MQTT password (visible in ps; prefer --password-file)")
     p.add_argument("--password-file", help="file holding the MQTT password")
-    p.add_argument("--client-id", help="MQTT client id (default edgekit-<device>-<host>-<pid>)")
+    p.add_argument(
+        "--client-id",
+        help="MQTT client id (default edgekit-<device>, edgekit-<device>-p<K>of<N> with --partition, "
+        "unique per process with --share-group)",
+    )
+    p.add_argument(
+        "--allow-downgrade",
+        action="store_true",
+        help="let a hot reload load an older version of the running model id (refused by default)",
+    )
     p.add_argument("--mqtt-version", choices=["5", "3.1.1"], default="5")
     p.add_argument(
         "--tcp-nodelay",
@@ -82,6 +91,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 def run_serve(args: argparse.Namespace) -> int:
     from edgekit.errors import ConfigError
     from edgekit.runtime.daemon import DaemonConfig, serve
+    from edgekit.runtime.mqtt import ClientOptions
 
     password = args.password
     if args.password_file:
@@ -89,12 +99,8 @@ def run_serve(args: argparse.Namespace) -> int:
             password = Path(args.password_file).read_text(encoding="utf-8").strip()
         except OSError as exc:
             raise ConfigError(f"--password-file {args.password_file}: {exc.strerror or exc}") from None
-    cfg = DaemonConfig(
-        bundle=args.bundle,
-        broker=args.broker,
-        device=args.device,
-        profile=args.profile,
-        pubkey=args.pubkey,
+    client = ClientOptions(
+        url=args.broker,
         client_id=args.client_id,
         username=args.username,
         password=password,
@@ -102,6 +108,15 @@ def run_serve(args: argparse.Namespace) -> int:
         cert=args.cert,
         key_file=args.key_file,
         protocol=5 if args.mqtt_version == "5" else 311,
+        nodelay=args.tcp_nodelay,
+    )
+    cfg = DaemonConfig(
+        bundle=args.bundle,
+        client=client,
+        device=args.device,
+        profile=args.profile,
+        pubkey=args.pubkey,
+        allow_downgrade=args.allow_downgrade,
         share_group=args.share_group,
         partition=args.partition,
         metrics_port=args.metrics_port,
@@ -111,7 +126,6 @@ def run_serve(args: argparse.Namespace) -> int:
         gap_factor=args.gap_factor,
         max_streams=args.max_streams,
         heartbeat_s=args.heartbeat_s,
-        tcp_nodelay=args.tcp_nodelay,
     )
     return serve(cfg)
 

@@ -11,6 +11,7 @@ import logging
 import os
 import socket
 import ssl
+import threading
 import zlib
 from dataclasses import dataclass
 from urllib.parse import unquote, urlsplit
@@ -130,14 +131,16 @@ def default_client_id(device: str, partition: tuple[int, int] | None, share_grou
 
 @dataclass
 class ClientOptions:
-    url: str
-    client_id: str
+    """How to reach the broker: every client the daemon makes is built from one of these (mqtt-io style)."""
+
+    url: str = "mqtt://127.0.0.1:1883"
+    client_id: str | None = None  # None: the daemon picks a stable one (default_client_id)
     username: str | None = None
     password: str | None = None
     ca: str | None = None
     cert: str | None = None
     key_file: str | None = None
-    keepalive_s: int = 30
+    keepalive_s: int | None = None  # None: the profile's daemon.keepalive_s (30 s without a profile)
     protocol: int = 5  # 5 or 311
     nodelay: bool = True
     max_queued: int = 100_000  # reports kept while disconnected; beyond this they are counted as lost
@@ -150,6 +153,9 @@ class ClientOptions:
     # were opened with clean start off, so it is off from the first connect.
     clean_start: bool = False
     session_expiry_s: int = 300
+    # MQTT 5 Maximum Packet Size: the broker drops larger messages instead of sending them, so a huge
+    # payload never reaches this process's memory (paho reads a whole packet before any check can run).
+    max_packet_bytes: int | None = None
 
 
 def set_nodelay(sock: object) -> bool:
@@ -161,12 +167,42 @@ def set_nodelay(sock: object) -> bool:
         return False
 
 
-def make_client(opts: ClientOptions) -> tuple[mqtt.Client, BrokerAddress]:
+class WatchedClient(mqtt.Client):
+    """A paho client that remembers why its last connection attempt failed and whether its network loop
+    has ended, so the daemon can say why it is not connected and exit when that thread dies."""
+
+    def __init__(self, *args: object, **kwargs: object) -> None:
+        super().__init__(*args, **kwargs)  # type: ignore[arg-type]
+        self.last_connect_error: BaseException | None = None
+        self.loop_error: BaseException | None = None
+        self.loop_ended = threading.Event()
+
+    def reconnect(self) -> mqtt.MQTTErrorCode:
+        try:
+            return super().reconnect()
+        except OSError as exc:  # refused, unknown host, TLS verification: paho retries, we report
+            self.last_connect_error = exc
+            raise
+
+    def loop_forever(self, timeout: float = 1.0, retry_first_connection: bool = False) -> mqtt.MQTTErrorCode:
+        # loop_start() runs this in paho's network thread; an exception here ends that thread for good.
+        try:
+            return super().loop_forever(timeout, retry_first_connection)
+        except BaseException as exc:
+            self.loop_error = exc
+            raise
+        finally:
+            self.loop_ended.set()
+
+
+def make_client(opts: ClientOptions) -> tuple[WatchedClient, BrokerAddress]:
     """A paho client (callback API v2) configured from `opts`; not yet connected."""
     addr = parse_broker_url(opts.url)
     protocol = mqtt.MQTTv5 if opts.protocol == 5 else mqtt.MQTTv311
     kwargs = {} if protocol == mqtt.MQTTv5 else {"clean_session": opts.clean_start}
-    client = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=opts.client_id, protocol=protocol, **kwargs)
+    client = WatchedClient(
+        CallbackAPIVersion.VERSION2, client_id=opts.client_id or "", protocol=protocol, **kwargs
+    )
     username = opts.username or addr.username
     password = opts.password or addr.password or os.environ.get("EDGEKIT_MQTT_PASSWORD")
     if username:
@@ -196,11 +232,12 @@ def make_client(opts: ClientOptions) -> tuple[mqtt.Client, BrokerAddress]:
 
 def connect_async(client: mqtt.Client, addr: BrokerAddress, opts: ClientOptions) -> None:
     """Start connecting in the background (the network loop retries with backoff until it succeeds)."""
+    keepalive = opts.keepalive_s or 30
     if opts.protocol != 5:
-        client.connect_async(addr.host, addr.port, opts.keepalive_s)
+        client.connect_async(addr.host, addr.port, keepalive)
         return
     props = Properties(PacketTypes.CONNECT)
     props.SessionExpiryInterval = opts.session_expiry_s
-    client.connect_async(
-        addr.host, addr.port, opts.keepalive_s, clean_start=opts.clean_start, properties=props
-    )
+    if opts.max_packet_bytes:
+        props.MaximumPacketSize = opts.max_packet_bytes
+    client.connect_async(addr.host, addr.port, keepalive, clean_start=opts.clean_start, properties=props)

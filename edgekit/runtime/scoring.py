@@ -16,7 +16,7 @@ import numpy as np
 from edgekit.runtime.engine import Engine
 from edgekit.runtime.payloads import PayloadError, Schema, parse_payload
 from edgekit.runtime.stats import Counters, LatencyHistogram
-from edgekit.runtime.windows import GAP, StreamTable, WindowBatch, WindowMeta
+from edgekit.runtime.windows import GAP, StreamTable, StreamWindow, WindowBatch, WindowMeta
 
 _ENCODER = json.JSONEncoder()
 # Batches above this size take the vectorized path in flush(); below it a plain loop is cheaper.
@@ -45,15 +45,20 @@ class Scorer:
         max_streams: int = 1024,
         threshold: float | None = None,
         publish_scores: bool = False,
+        max_clock_skew_s: float = math.inf,
+        stream_idle_s: float = math.inf,
     ) -> None:
         self.sink, self.counters, self.latency = sink, counters, latency
         self.device = device
         self.max_batch = max_batch
         self.threshold_override = threshold
         self.publish_scores = publish_scores
+        self.max_clock_skew_s = max_clock_skew_s
         self.engine = engine
         self.schema = Schema(list(engine.manifest.window.channels))  # type: ignore[union-attr]
-        self.streams = StreamTable(engine.window, engine.hop, engine.channels, gap_factor, max_streams)
+        self.streams = StreamTable(
+            engine.window, engine.hop, engine.channels, gap_factor, max_streams, stream_idle_s, self._evicted
+        )
         self.batch = WindowBatch(max_batch, engine.window, engine.channels)
 
     @property
@@ -62,20 +67,28 @@ class Scorer:
 
     def handle(self, stream: str, payload: bytes, recv: float) -> None:
         """One MQTT message of `stream`, received at perf_counter() time `recv`."""
+        now = time.time()
         try:
-            rows = parse_payload(payload, self.schema, time.time())
+            rows = parse_payload(payload, self.schema, now)
         except PayloadError as exc:
             self.sink.error(exc.kind, exc.detail, stream)
             return
-        sw = self.streams.get(stream)
+        sw = self.streams.get(stream, recv)
         if sw is None:
-            self.sink.error("stream_limit", f"more than {self.streams.max_streams} streams; ignored", stream)
+            self.sink.error(
+                "stream_limit",
+                f"{self.streams.max_streams} streams, all active within {self.streams.idle_s:g} s; ignored",
+                stream,
+            )
             return
         ts, vals = rows.ts.tolist(), rows.values
         if len(ts) == 1:  # single reading: scalar checks are cheaper than numpy's
             finite = [math.isfinite(ts[0]) and all(map(math.isfinite, vals[0].tolist()))]
         else:
             finite = (np.isfinite(vals).all(axis=1) & np.isfinite(rows.ts)).tolist()
+        # Only the future side is bounded: a far-future timestamp would make every later reading of the
+        # stream out of order, while old ones (replays, uploads buffered while offline) harm nothing.
+        latest = now + self.max_clock_skew_s
         bad: dict[str, int] = {}
         accepted = 0
         batch = self.batch
@@ -83,7 +96,10 @@ class Scorer:
             if not finite[i]:
                 bad["non_finite"] = bad.get("non_finite", 0) + 1
                 continue
-            st = sw.admit(t)
+            if t > latest:
+                bad["clock_skew"] = bad.get("clock_skew", 0) + 1
+                continue
+            st = sw.admit(t, now)
             if st:
                 bad[st] = bad.get(st, 0) + 1
                 if st is not GAP:
@@ -96,6 +112,11 @@ class Scorer:
         self.counters.readings += accepted
         for kind, n in bad.items():
             self.sink.error(kind, f"{n} reading(s) of one message", stream, n)
+
+    def _evicted(self, sw: StreamWindow) -> None:
+        # An event, not a refusal; counted with the error kinds so heartbeat and metrics carry it.
+        idle = self.streams.idle_s
+        self.sink.error("stream_evicted", f"idle > {idle:g} s, made room for a new stream", sw.name)
 
     def flush(self) -> None:
         """Score every staged window in one model call and report them."""

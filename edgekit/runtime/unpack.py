@@ -88,4 +88,6 @@ def safe_extract(tar_path: Path, dest: Path, limits: UnpackLimits) -> None:
             tar.extractall(dest, members=members, **extra)
     except (tarfile.TarError, EOFError, zlib.error) as exc:
         # tarfile's "r:*" error lists every method it tried on separate lines: keep it to one line
-        raise BundleError(f"{tar_path}: not a readable bundle tarball ({' '.join(str(exc).split())})") from None
+        raise BundleError(
+            f"{tar_path}: not a readable bundle tarball ({' '.join(str(exc).split())})"
+        ) from None

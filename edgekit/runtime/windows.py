@@ -2,13 +2,16 @@
 
 Memory is fixed at creation: each stream holds a [2W, C] float32 ring written twice per reading, so the
 latest W readings are always one contiguous slice (no copy until the window is staged for scoring), and
-the number of streams is capped.
+the number of streams is capped; when the table is full, the least recently used stream that has been
+idle long enough makes room for a new one, so a new real sensor is never locked out by dead names.
 """
 
 from __future__ import annotations
 
 import math
 import statistics
+from collections import OrderedDict
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
@@ -21,6 +24,10 @@ GAP = "gap"
 
 _PERIODS = 32  # recent inter-reading periods kept for the median
 _MIN_PERIODS = 8  # periods needed before gaps are judged
+# Consecutive refused readings after which a stream whose newest timestamp is still ahead of the daemon's
+# clock adopts the publisher's new timeline: one accepted reading from a clock that later stepped back
+# (or a bad far-future value within the skew bound) must not block the stream until that time comes.
+RESYNC_AFTER = 8
 
 
 class StreamWindow:
@@ -29,10 +36,12 @@ class StreamWindow:
     __slots__ = (
         "_np",
         "_periods",
+        "_stale",
         "buf",
         "count",
         "gap_factor",
         "hop",
+        "last_seen",
         "last_ts",
         "name",
         "period",
@@ -55,6 +64,8 @@ class StreamWindow:
         self.count = 0  # readings since the last reset
         self.seq = 0  # windows emitted since start (ids survive resets)
         self.last_ts = -math.inf
+        self.last_seen = 0.0  # monotonic time of the last message (least-recently-used eviction)
+        self._stale = 0  # consecutive readings refused as out of order
         self._periods = [0.0] * _PERIODS
         self._np = 0
         self.period = 0.0  # median period; 0 until known
@@ -64,12 +75,21 @@ class StreamWindow:
         self.count = 0
         self.pos = 0
 
-    def admit(self, ts: float) -> str:
+    def admit(self, ts: float, now: float = math.inf) -> str:
         """Check a reading's timestamp before push(): OK, OUT_OF_ORDER/DUPLICATE (drop it), or GAP (buffer
-        was reset; push it as the first reading of a new run)."""
+        was reset; push it as the first reading of a new run). `now` is the daemon's clock (unix s)."""
         dt = ts - self.last_ts
         if dt <= 0.0:
-            return DUPLICATE if dt == 0.0 else OUT_OF_ORDER
+            self._stale += 1
+            if self._stale < RESYNC_AFTER or self.last_ts <= now:
+                return DUPLICATE if dt == 0.0 else OUT_OF_ORDER
+            # The stream's last timestamp is in the daemon's future and the publisher keeps sending
+            # earlier ones: its clock stepped back. Start a new run on its timeline.
+            self.last_ts = ts
+            self._stale = 0
+            self.reset()
+            return GAP
+        self._stale = 0
         self.last_ts = ts
         if self.period > 0.0 and self.gap_factor > 0.0 and dt > self.gap_factor * self.period:
             self.reset()
@@ -104,21 +124,47 @@ class StreamWindow:
 
 
 class StreamTable:
-    """All streams of one daemon, created on first reading, at most `max_streams` of them."""
+    """All streams of one daemon, created on first reading, at most `max_streams` of them. When full, the
+    least recently used stream is evicted for a new one if it has been idle for `idle_s` seconds."""
 
-    def __init__(self, window: int, hop: int, channels: int, gap_factor: float, max_streams: int) -> None:
+    def __init__(
+        self,
+        window: int,
+        hop: int,
+        channels: int,
+        gap_factor: float,
+        max_streams: int,
+        idle_s: float = math.inf,
+        on_evict: Callable[[StreamWindow], None] | None = None,
+    ) -> None:
         self.window, self.hop, self.channels = window, hop, channels
         self.gap_factor = gap_factor
         self.max_streams = max_streams
-        self.streams: dict[str, StreamWindow] = {}
+        self.idle_s = idle_s
+        self.on_evict = on_evict
+        self.evictions = 0
+        # Ordered by last use (least recent first): eviction looks at the first entry only.
+        self.streams: OrderedDict[str, StreamWindow] = OrderedDict()
 
-    def get(self, name: str) -> StreamWindow | None:
-        """The stream's buffer, or None when the stream limit is reached (caller counts the refusal)."""
-        sw = self.streams.get(name)
-        if sw is None and len(self.streams) < self.max_streams:
-            sw = self.streams[name] = StreamWindow(
-                name, self.window, self.hop, self.channels, self.gap_factor
-            )
+    def get(self, name: str, now: float = 0.0) -> StreamWindow | None:
+        """The stream's buffer, or None when the table is full of streams active within idle_s (caller
+        counts the refusal). `now` is a monotonic clock in seconds."""
+        streams = self.streams
+        sw = streams.get(name)
+        if sw is not None:
+            sw.last_seen = now
+            streams.move_to_end(name)
+            return sw
+        if len(streams) >= self.max_streams:
+            lru = next(iter(streams.values()))
+            if now - lru.last_seen < self.idle_s:
+                return None
+            del streams[lru.name]
+            self.evictions += 1
+            if self.on_evict is not None:
+                self.on_evict(lru)
+        sw = streams[name] = StreamWindow(name, self.window, self.hop, self.channels, self.gap_factor)
+        sw.last_seen = now
         return sw
 
     def reshape(self, window: int, hop: int, channels: int, force: bool = False) -> bool:
@@ -130,11 +176,10 @@ class StreamTable:
             return False
         self.window, self.hop, self.channels = window, hop, channels
         old = self.streams
-        self.streams = {}
-        for name, sw in old.items():
-            new = self.get(name)
-            assert new is not None
-            new.last_ts, new.seq, new.period = sw.last_ts, sw.seq, sw.period
+        self.streams = OrderedDict()
+        for name, sw in old.items():  # same order: least recently used first
+            new = self.streams[name] = StreamWindow(name, window, hop, channels, self.gap_factor)
+            new.last_ts, new.seq, new.period, new.last_seen = sw.last_ts, sw.seq, sw.period, sw.last_seen
         return True
 
 

@@ -16,6 +16,7 @@ from edgekit.data import load_dataset, make_windows
 from edgekit.profiles import TargetProfile
 from edgekit.runtime.daemon import DaemonConfig
 from edgekit.runtime.engine import Engine
+from edgekit.runtime.mqtt import ClientOptions
 from edgekit.runtime.payloads import encode_batch, encode_reading, encode_senml
 
 REPORT_KEYS = {
@@ -58,7 +59,9 @@ def test_replayed_shuttle_rows_report_exactly_the_offline_anomalies(
     assert y.sum() > 0 and len(expected) > 0
     out = listen(["edgekit/dev1/anomalies"])
     with rt.running(
-        DaemonConfig(bundle=str(sensor_bundle), broker=broker.url, device="dev1", pubkey=str(keypair[1]))
+        DaemonConfig(
+            bundle=str(sensor_bundle), client=ClientOptions(broker.url), device="dev1", pubkey=str(keypair[1])
+        )
     ) as d:
         pub = publish()
         channels = engine.manifest.window.channels
@@ -139,7 +142,7 @@ def test_bad_input_is_counted_reported_and_the_stream_recovers(rt, case, broker,
     out = listen(["edgekit/dev1/errors", "edgekit/dev1/anomalies"])
     cfg = DaemonConfig(
         bundle=str(sensor_bundle),
-        broker=broker.url,
+        client=ClientOptions(broker.url),
         device="dev1",
         threshold=-math.inf,
         max_streams=1,
@@ -164,7 +167,7 @@ def test_overload_drops_are_bounded_counted_and_reported(rt, broker, mqtt_io, se
     listen, publish = mqtt_io
     out = listen(["edgekit/dev1/errors"])
     n = 3000
-    cfg = DaemonConfig(bundle=str(sensor_bundle), broker=broker.url, device="dev1")
+    cfg = DaemonConfig(bundle=str(sensor_bundle), client=ClientOptions(broker.url), device="dev1")
     with rt.running(cfg, _profile(queue_size=4, overload="drop-oldest", max_batch=1)) as d:
         pub = publish()
         for i in range(n):
@@ -264,7 +267,11 @@ def fuzz_daemon(rt, broker, mqtt_io, sensor_bundle):
     listen, publish = mqtt_io
     out = listen(["edgekit/dev1/anomalies"])
     cfg = DaemonConfig(
-        bundle=str(sensor_bundle), broker=broker.url, device="dev1", threshold=-math.inf, gap_factor=0
+        bundle=str(sensor_bundle),
+        client=ClientOptions(broker.url),
+        device="dev1",
+        threshold=-math.inf,
+        gap_factor=0,
     )
     with rt.running(cfg) as d:
         yield d, publish(), out
@@ -280,7 +287,9 @@ def test_windowed_model_scores_every_hop_like_offline_windowing(rt, broker, mqtt
     thr = float(np.quantile(engine.score(ws.x), 0.8))  # a threshold that yields a good number of reports
     expected = offline_ids(engine, "ecg", ts[engine.window - 1 :: engine.hop][: len(ws)], ws.x, thr)
     with rt.running(
-        DaemonConfig(bundle=str(windowed_bundle), broker=broker.url, device="dev1", threshold=thr)
+        DaemonConfig(
+            bundle=str(windowed_bundle), client=ClientOptions(broker.url), device="dev1", threshold=thr
+        )
     ) as d:
         pub = publish()
         for k in range(0, len(table), 50):

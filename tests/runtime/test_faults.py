@@ -23,12 +23,11 @@ import pytest
 
 from edgekit.bench.rig import DaemonProcess
 from edgekit.broker import Broker, free_port
-from edgekit.bundle.manifest import Manifest
-from edgekit.bundle.signing import sign_bundle
 from edgekit.data import load_dataset, make_windows
 from edgekit.errors import ConfigError
 from edgekit.runtime.daemon import Daemon, DaemonConfig
 from edgekit.runtime.engine import Engine
+from edgekit.runtime.mqtt import ClientOptions
 from edgekit.runtime.payloads import encode_batch, encode_reading
 
 T0 = 1_700_000_000.0
@@ -42,21 +41,12 @@ def world_dir() -> str:
     return d
 
 
-def bundle_version(src: Path, dst: Path, version: str, key: Path | None) -> Path:
-    """A copy of `src` with another model_version; signed with `key`, or left with the old signature."""
-    shutil.copytree(src, dst)
-    m = Manifest.load(dst)
-    m.model_version = version
-    m.save(dst)
-    if key is not None:
-        sign_bundle(dst, key)
-    return dst
-
-
 def test_broker_down_at_start_then_up(rt, sensor_bundle):
     b = Broker()  # port chosen, mosquitto not started yet
     try:
-        cfg = DaemonConfig(bundle=str(sensor_bundle), broker=b.url, device="dev1", threshold=-math.inf)
+        cfg = DaemonConfig(
+            bundle=str(sensor_bundle), client=ClientOptions(b.url), device="dev1", threshold=-math.inf
+        )
         with rt.running(cfg, wait=False) as d:
             time.sleep(1.0)  # a few refused connection attempts (backoff 0.5 s, doubling)
             assert not d.connected.is_set()
@@ -78,7 +68,9 @@ def test_broker_restart_mid_stream_loses_no_report(rt, sensor_bundle):
     redelivered by the publisher are dropped by timestamp, so each reading is scored at most once."""
     store = world_dir()
     with Broker(extra_conf=f"persistence true\npersistence_location {store}/\n") as b:
-        cfg = DaemonConfig(bundle=str(sensor_bundle), broker=b.url, device="dev1", threshold=-math.inf)
+        cfg = DaemonConfig(
+            bundle=str(sensor_bundle), client=ClientOptions(b.url), device="dev1", threshold=-math.inf
+        )
         with rt.running(cfg) as d:
             out = rt.Listener(
                 b.port, ["edgekit/dev1/anomalies"], client_id="restart-listener", persistent=True
@@ -136,7 +128,7 @@ def test_broker_restart_mid_stream_loses_no_report(rt, sensor_bundle):
 
 def test_sigterm_and_sighup_on_a_real_process(rt, broker, mqtt_io, sensor_bundle, keypair, tmp_path):
     listen, publish = mqtt_io
-    v2 = bundle_version(sensor_bundle, tmp_path / "v2", "2.0.0", keypair[0])
+    v2 = rt.bundle_version(sensor_bundle, tmp_path / "v2", "2.0.0", keypair[0])
     pointer = tmp_path / "current"
     pointer.write_text(str(sensor_bundle))
     notify_path = str(tmp_path / "notify.sock")
@@ -189,17 +181,17 @@ def test_hot_reload_by_command_and_refusal_of_tampered_bundles(
     rt, broker, mqtt_io, sensor_bundle, keypair, tmp_path
 ):
     listen, publish = mqtt_io
-    v2 = bundle_version(sensor_bundle, tmp_path / "v2", "2.0.0", keypair[0])
-    unsigned = bundle_version(
+    v2 = rt.bundle_version(sensor_bundle, tmp_path / "v2", "2.0.0", keypair[0])
+    unsigned = rt.bundle_version(
         sensor_bundle, tmp_path / "bad-sig", "6.6.6", None
     )  # manifest changed, not re-signed
-    bad_model = bundle_version(sensor_bundle, tmp_path / "bad-hash", "7.7.7", keypair[0])
+    bad_model = rt.bundle_version(sensor_bundle, tmp_path / "bad-hash", "7.7.7", keypair[0])
     with open(bad_model / "model.onnx", "ab") as fh:
         fh.write(b"\0")
     out = listen(["edgekit/dev1/anomalies", "edgekit/dev1/errors", "edgekit/dev1/status"])
     cfg = DaemonConfig(
         bundle=str(sensor_bundle),
-        broker=broker.url,
+        client=ClientOptions(broker.url),
         device="dev1",
         pubkey=str(keypair[1]),
         threshold=-math.inf,
@@ -241,7 +233,7 @@ def test_share_group_splits_readings_exactly_once(rt, broker, mqtt_io, sensor_bu
     out = listen(["edgekit/dev1/anomalies"])
     cfg = {
         "bundle": str(sensor_bundle),
-        "broker": broker.url,
+        "client": ClientOptions(broker.url),
         "device": "dev1",
         "threshold": -math.inf,
         "share_group": "g",
@@ -262,7 +254,11 @@ def test_share_group_splits_readings_exactly_once(rt, broker, mqtt_io, sensor_bu
 
 def test_share_group_refuses_windowed_models(windowed_bundle):
     with pytest.raises(ConfigError, match="--partition"):
-        Daemon(DaemonConfig(bundle=str(windowed_bundle), broker="mqtt://127.0.0.1:1", share_group="g"))
+        Daemon(
+            DaemonConfig(
+                bundle=str(windowed_bundle), client=ClientOptions("mqtt://127.0.0.1:1"), share_group="g"
+            )
+        )
 
 
 def test_partition_keeps_each_stream_and_its_windows_on_one_daemon(rt, broker, mqtt_io, windowed_bundle):
@@ -275,7 +271,12 @@ def test_partition_keeps_each_stream_and_its_windows_on_one_daemon(rt, broker, m
     end_ts = ts[engine.window - 1 :: engine.hop][: len(ws)]
     streams = [f"ecg{k}" for k in range(6)]
     expected = {f"{s}@{t!r}" for s in streams for t in end_ts.tolist()}
-    cfg = {"bundle": str(windowed_bundle), "broker": broker.url, "device": "dev1", "threshold": -math.inf}
+    cfg = {
+        "bundle": str(windowed_bundle),
+        "client": ClientOptions(broker.url),
+        "device": "dev1",
+        "threshold": -math.inf,
+    }
     with (
         rt.running(DaemonConfig(**cfg, partition="0/2")) as d0,
         rt.running(DaemonConfig(**cfg, partition="1/2")) as d1,
@@ -303,13 +304,15 @@ def test_username_password_auth(rt, sensor_bundle):
     )
     pw.chmod(0o644)
     with Broker(extra_conf=f"password_file {pw}\nallow_anonymous false\n") as b:
-        base = {"bundle": str(sensor_bundle), "broker": b.url, "device": "dev1", "threshold": -math.inf}
-        wrong = DaemonConfig(**base, username="dev1", password="wrong", drain_timeout_s=0.2)
+        base = {"bundle": str(sensor_bundle), "device": "dev1", "threshold": -math.inf}
+        wrong = DaemonConfig(
+            **base, client=ClientOptions(b.url, username="dev1", password="wrong"), drain_timeout_s=0.2
+        )
         with rt.running(wrong, wait=False) as bad:
             assert rt.wait_until(lambda: bad.counters.errors["connect_refused"] >= 1, 10)
             assert not bad.subscribed.is_set()
         user = uuid.uuid4().hex[:6]
         url = f"mqtt://dev1:s3cret@127.0.0.1:{b.port}"  # credentials in the URL work too
-        with rt.running(DaemonConfig(**{**base, "broker": url}, client_id=f"ok-{user}")) as d:
+        with rt.running(DaemonConfig(**base, client=ClientOptions(url, client_id=f"ok-{user}"))) as d:
             assert d.subscribed.is_set() and d.counters.errors["connect_refused"] == 0
     shutil.rmtree(store, ignore_errors=True)
