@@ -162,8 +162,10 @@ class DaemonProcess:
 
     `start()` returns once the daemon published `online` on its status topic (a retained `online` left
     by an earlier daemon does not count); it raises EdgekitError with the log's tail if the daemon exits
-    or stays silent. `stop()` sends SIGTERM, waits, and keeps the exit code and the log (stdout and
-    stderr, to `log_path` or a temporary file) in `returncode` and `output`.
+    or stays silent. With `wait_online=False` it returns as soon as the process runs (a daemon facing an
+    unreachable broker, or one expected to refuse to start). `log` is the output so far (stdout and
+    stderr, to `log_path` or a temporary file); `stop()` sends SIGTERM, waits, and keeps the exit code
+    and the whole log in `returncode` and `output`.
     """
 
     def __init__(
@@ -178,6 +180,7 @@ class DaemonProcess:
         env: dict[str, str] | None = None,
         cpu: int | None = None,
         ready_timeout: float = READY_TIMEOUT_S,
+        wait_online: bool = True,
     ) -> None:
         self.cmd = [sys.executable, "-m", "edgekit", "serve", "--bundle", str(bundle)]
         self.cmd += ["--broker", broker_url, "--device", device, *args]
@@ -191,6 +194,7 @@ class DaemonProcess:
         self.env = env
         self.cpu = cpu
         self.ready_timeout = ready_timeout
+        self.wait_online = wait_online
         self.proc: subprocess.Popen | None = None
         self.returncode: int | None = None
         self.output = ""
@@ -210,6 +214,10 @@ class DaemonProcess:
             self._log = open(self.log_path, "w+b")  # noqa: SIM115  closed in stop()
         else:
             self._log = tempfile.TemporaryFile()  # noqa: SIM115  a file, not a pipe: nobody must drain it
+        if not self.wait_online:
+            self.proc = subprocess.Popen(self.cmd, env=self.env, stdout=self._log, stderr=subprocess.STDOUT)
+            pin(self.proc.pid, self.cpu)
+            return self
         b = self.broker
         with Recorder(b.port, [self.status_topic], host=b.host, skip_retained=True) as status:
             self.proc = subprocess.Popen(self.cmd, env=self.env, stdout=self._log, stderr=subprocess.STDOUT)
@@ -222,6 +230,24 @@ class DaemonProcess:
                     f"{self.ready_timeout:g} s; its log ends: {self.output[-800:].strip()}"
                 )
         return self
+
+    @property
+    def log(self) -> str:
+        """Everything the daemon printed so far (its whole log once stopped)."""
+        if self._log is None:
+            return self.output
+        fd = self._log.fileno()
+        # pread: the child shares this file's offset, which a seek here would move under its writes
+        return os.pread(fd, os.fstat(fd).st_size, 0).decode(errors="replace")
+
+    def wait_for(self, text: str, timeout: float = 15.0) -> bool:
+        """Wait until `text` appears in the log; False on timeout."""
+        deadline = time.monotonic() + timeout
+        while text not in self.log:
+            if time.monotonic() > deadline:
+                return False
+            time.sleep(0.05)
+        return True
 
     def send_signal(self, sig: int) -> None:
         assert self.proc is not None, "not started"

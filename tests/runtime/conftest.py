@@ -7,11 +7,7 @@ them through the `rt` fixture.
 
 from __future__ import annotations
 
-import os
 import shutil
-import signal
-import subprocess
-import sys
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -112,50 +108,6 @@ def bundle_version(src: Path, dst: Path, version: str, key: Path | None) -> Path
     return dst
 
 
-class ServeProcess:
-    """A real `edgekit serve` process; its combined stdout/stderr is collected by a reader thread."""
-
-    def __init__(self, args: list[str], env: dict[str, str] | None = None) -> None:
-        cmd = [sys.executable, "-m", "edgekit", "serve", *args]
-        env = {**os.environ, **(env or {})}
-        self.proc = subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
-        self._lines: list[str] = []
-        self._reader = threading.Thread(target=self._read, daemon=True)
-        self._reader.start()
-
-    def _read(self) -> None:
-        assert self.proc.stdout is not None
-        for raw in self.proc.stdout:
-            self._lines.append(raw.decode(errors="replace"))
-
-    @property
-    def log(self) -> str:
-        return "".join(self._lines)
-
-    def wait_for(self, text: str, timeout: float = 15.0) -> bool:
-        return wait_until(lambda: text in self.log, timeout, 0.05)
-
-    def stop(self, timeout: float = 15.0) -> int:
-        """SIGTERM, then the exit code (killed, and the test fails, if it does not exit in time)."""
-        if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-        try:
-            return self.proc.wait(timeout)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-            raise AssertionError(f"edgekit serve did not exit within {timeout} s; log:\n{self.log}") from None
-        finally:
-            self._reader.join(5)
-
-    def __enter__(self) -> ServeProcess:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        if self.proc.poll() is None:
-            self.proc.kill()
-            self.proc.wait(10)
-
-
 @pytest.fixture(scope="session")
 def shuttle_rows(sensor_run) -> tuple[np.ndarray, np.ndarray]:
     """The held-out Shuttle test rows of the sensor run (raw, [N, 9]) and their labels."""
@@ -168,12 +120,11 @@ def shuttle_rows(sensor_run) -> tuple[np.ndarray, np.ndarray]:
 @pytest.fixture
 def rt() -> SimpleNamespace:
     """Helpers for tests: rt.running(cfg), rt.wait_until(pred), rt.Listener, rt.Publisher,
-    rt.ServeProcess(args) (a real `edgekit serve`), rt.bundle_version(src, dst, version, key)."""
+    rt.bundle_version(src, dst, version, key)."""
     return SimpleNamespace(
         running=running,
         wait_until=wait_until,
         Listener=Listener,
         Publisher=Publisher,
-        ServeProcess=ServeProcess,
         bundle_version=bundle_version,
     )

@@ -14,6 +14,7 @@ from pathlib import Path
 
 import pytest
 
+from edgekit.bench.rig import DaemonProcess
 from edgekit.broker import Broker, free_port
 from edgekit.profiles import TargetProfile
 from edgekit.runtime.daemon import EXIT_THREAD_DIED, DaemonConfig
@@ -72,8 +73,9 @@ def _self_signed(folder: Path, host: str) -> tuple[Path, Path, Path]:
     return folder / "cert.pem", folder / "cert.pem", folder / "key.pem"
 
 
-def _serve_args(bundle: Path, url: str, *extra: str) -> list[str]:
-    return ["--bundle", str(bundle), "--broker", url, "--device", "dev1", *extra]
+def _serve(bundle: Path, url: str, *extra: str) -> DaemonProcess:
+    """A real `edgekit serve` process, started without waiting for `online` (some never get there)."""
+    return DaemonProcess(bundle, url, "dev1", extra, wait_online=False)
 
 
 def _cfg(bundle: Path, url: str, **kw: object) -> DaemonConfig:
@@ -185,8 +187,7 @@ def test_payloads_far_over_the_limit_never_reach_the_daemon(rt, broker, mqtt_io,
 def test_every_refused_command_is_counted_and_none_gives_a_traceback(rt, broker, mqtt_io, sensor_bundle):
     listen, publish = mqtt_io
     beats = listen(["edgekit/dev1/heartbeat"])
-    args = _serve_args(sensor_bundle, broker.url, "--heartbeat-s", "0.3")
-    with rt.ServeProcess(args) as srv:
+    with _serve(sensor_bundle, broker.url, "--heartbeat-s", "0.3") as srv:
         assert rt.wait_until(lambda: bool(beats.on("heartbeat")), 20), srv.log
         pub = publish()
         nested = [b"[" * 3000 + b"]" * 3000, b'{"a":' * 1500 + b"1" + b"}" * 1500, b"[" * 2000 + b"]" * 2000]
@@ -215,8 +216,7 @@ def test_every_refused_command_is_counted_and_none_gives_a_traceback(rt, broker,
     ],
 )
 def test_an_unreachable_broker_is_named_with_the_reason(rt, sensor_bundle, url, reason):
-    args = _serve_args(sensor_bundle, url)
-    with rt.ServeProcess(args) as srv:
+    with _serve(sensor_bundle, url) as srv:
         assert srv.wait_for("connect_failed", 15), srv.log
         line = next(ln for ln in srv.log.splitlines() if "connect_failed" in ln)
         assert url in line and reason in line, line
@@ -259,10 +259,9 @@ def test_the_process_exits_non_zero_when_the_mqtt_thread_dies(rt, broker, sensor
     # network thread at the first connection attempt, which ends that thread.
     pw = tmp_path / "password"
     pw.write_text("p" * 70_000)
-    args = _serve_args(sensor_bundle, broker.url)
-    with rt.ServeProcess([*args, "--username", "u", "--password-file", str(pw)]) as srv:
+    with _serve(sensor_bundle, broker.url, "--username", "u", "--password-file", str(pw)) as srv:
         try:
-            code = srv.proc.wait(20)
+            code = srv.wait(20)
         except subprocess.TimeoutExpired:
             raise AssertionError(f"still running with a dead MQTT thread; log:\n{srv.log}") from None
         srv.stop()
@@ -274,8 +273,8 @@ def test_the_process_exits_non_zero_when_the_mqtt_thread_dies(rt, broker, sensor
 def test_a_daemon_without_pubkey_says_bundles_are_unverified(rt, broker, mqtt_io, sensor_bundle, tmp_path):
     listen, _ = mqtt_io
     status = listen(["edgekit/dev1/status", "edgekit/dev1/heartbeat"])
-    args = _serve_args(sensor_bundle, broker.url, "--heartbeat-s", "0.3")
-    with rt.ServeProcess(args) as srv:
+    args = ("--heartbeat-s", "0.3")
+    with _serve(sensor_bundle, broker.url, *args) as srv:
         assert rt.wait_until(lambda: bool(status.json("heartbeat")), 20), srv.log
         assert srv.stop() == 0
     assert "NOT signature-checked" in srv.log
@@ -284,8 +283,8 @@ def test_a_daemon_without_pubkey_says_bundles_are_unverified(rt, broker, mqtt_io
 
     profile = tmp_path / "strict.yaml"
     profile.write_text("name: strict\ndaemon:\n  require_pubkey: true\n")
-    with rt.ServeProcess([*args, "--profile", str(profile)]) as strict:
-        assert strict.proc.wait(20) == 2
+    with _serve(sensor_bundle, broker.url, *args, "--profile", str(profile)) as strict:
+        assert strict.wait(20) == 2
         strict.stop()
     assert "require_pubkey" in strict.log and "Traceback" not in strict.log
 

@@ -16,6 +16,7 @@ import numpy as np
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
+from edgekit.bench.rig import DaemonProcess
 from edgekit.broker import free_port
 from edgekit.errors import ConfigError
 from edgekit.runtime.payloads import encode_reading
@@ -55,11 +56,10 @@ def test_daemon_scrape_parses_with_prometheus_client(broker, mqtt_io, sensor_bun
     _listen, publish = mqtt_io
     device = 'plant "7"\\line'  # quote and backslash must be escaped in label values (MQTT refuses \n)
     port = free_port()
-    proc = subprocess.Popen(
-        serve_cmd(sensor_bundle, broker.url, device, "--metrics-port", str(port), "--threshold=-inf"),
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
+    daemon = DaemonProcess(
+        sensor_bundle, broker.url, device, ["--metrics-port", str(port), "--threshold=-inf"]
     )
+    daemon.start()
     try:
         # connected is set before the broker acknowledges the subscription, so publish until scored
         deadline, sent, pub = time.monotonic() + 60, 0, None
@@ -78,8 +78,8 @@ def test_daemon_scrape_parses_with_prometheus_client(broker, mqtt_io, sensor_bun
             time.sleep(0.05)
         text = scrape(port)
     finally:
-        proc.terminate()
-        log = proc.communicate(timeout=15)[0].decode(errors="replace")
+        daemon.stop()
+        log = daemon.log
     families = {f.name: f for f in text_string_to_metric_families(text)}
     windows = families["edgekit_windows"].samples[0].value
     assert 30 <= windows <= sent, log
