@@ -161,7 +161,10 @@ def load_run(path: str | Path) -> RunFolder:
 def write_run(run_dir: str | Path, info: RunInfo) -> Path:
     """Write `info` as RUN_DIR/run.json (the one writer; `load_run` reads it back)."""
     path = Path(run_dir) / RUN_FILE
-    path.write_text(json.dumps(to_dict(info), indent=2), encoding="utf-8")
+    data = to_dict(info)
+    # schema and kind first, so a person opening the file sees what it is
+    data = {"schema": data.pop("schema"), "kind": data.pop("kind"), **data}
+    path.write_text(json.dumps(data, indent=2), encoding="utf-8")
     return path
 
 
