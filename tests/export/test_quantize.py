@@ -66,7 +66,7 @@ def test_quantization_quiets_only_onnxruntime_and_leaves_logger_levels_alone(tmp
     import onnx
     from onnx import TensorProto, helper
 
-    from edgekit.export.quantize import quiet_ort_quantization, quantize
+    from edgekit.export.quantize import quantize, quiet_ort_quantization
 
     x = helper.make_tensor_value_info("x", TensorProto.FLOAT, [None, 4])
     y = helper.make_tensor_value_info("logits", TensorProto.FLOAT, [None, 2])
