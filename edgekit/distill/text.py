@@ -35,7 +35,7 @@ from edgekit.distill.train import TrainConfig, fit, predict, set_seed
 from edgekit.errors import ConfigError
 from edgekit.metrics import agreement, bootstrap_interval, classification_metrics, macro_f1
 from edgekit.models.registry import count_params
-from edgekit.run import TextRun, write_run
+from edgekit.run import TextRun, write_run, write_text_eval
 
 if TYPE_CHECKING:  # transformers is imported when a run starts, after HF_HUB_OFFLINE is set
     from edgekit.models.text import TextStudentConfig
@@ -319,9 +319,7 @@ def distill_text(cfg: TextDistillConfig) -> dict[str, Any]:
     lap("evaluate_s")
     report["timings"] = timings
 
-    with (out / "text_eval.jsonl").open("w", encoding="utf-8") as fh:
-        for text, lab in zip(sp.test.texts, sp.test.labels.tolist(), strict=True):
-            fh.write(json.dumps({"text": text, "label": lab}) + "\n")
+    write_text_eval(out, sp.test.texts, sp.test.labels.tolist())
     run = TextRun(
         dataset=cfg.dataset,
         labels=labels,
