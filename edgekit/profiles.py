@@ -104,8 +104,9 @@ class Latency:
 class Gate:
     """Release gate applied by `edgekit export`."""
 
-    max_f1_drop: float = setting(0.01, ge=0, le=1)
-    parity_atol: float = setting(1e-4, gt=0, le=1)
+    # negative: the candidate must beat FP32 by that much (a strict, rarely useful bound, but coherent)
+    max_f1_drop: float = setting(0.01, ge=-1, le=1)
+    parity_atol: float = setting(1e-4, ge=0, le=1)  # 0: bit-exact parity required
     require_quantized_faster: bool = True
 
 

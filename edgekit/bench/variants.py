@@ -6,7 +6,6 @@ same way. torch is imported only for a `torch:RUN_DIR` variant; a device without
 
 from __future__ import annotations
 
-import json
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -18,6 +17,7 @@ import numpy as np
 from edgekit.bundle.manifest import Manifest
 from edgekit.errors import BundleError, DataError, EdgekitError
 from edgekit.profiles import TargetProfile
+from edgekit.run import SensorRun, load_run
 from edgekit.runtime.engine import Engine
 from edgekit.runtime.stages import WindowStages
 
@@ -88,23 +88,23 @@ def torch_variant(spec: str, profile: TargetProfile | None, name: str | None = N
     from edgekit.models.registry import ModelSpec, build_model, load_weights
 
     run_path = Path(run_dir)
-    try:
-        run = json.loads((run_path / "run.json").read_text(encoding="utf-8"))
-    except (OSError, ValueError) as exc:
-        raise DataError(f"{run_path}: not a distillation run directory (run.json: {exc})") from None
-    if model_name not in run.get("models", {}):
-        raise DataError(f"{spec}: run has no model {model_name!r} (has: {', '.join(run.get('models', {}))})")
-    model = load_weights(
-        build_model(ModelSpec.from_dict(run["models"][model_name])), str(run_path / f"{model_name}.pt")
-    )
+    folder = load_run(run_path)
+    weights = folder.checkpoint(model_name)  # DataError naming the models a (sensor) run has
+    run = folder.info
+    assert isinstance(run, SensorRun)  # checkpoint() accepts sensor runs only
+    arch = run.models[model_name]
+    model = load_weights(build_model(ModelSpec(arch.arch, dict(arch.kwargs))), str(weights))
     if profile is not None and profile.threads.intra_op > 0:
         torch.set_num_threads(profile.threads.intra_op)
-    channels = len(run["channels"])
-    norm = run.get("normalization") or {}
+    channels = len(run.channels)
+    norm = run.normalization
     # The WindowStages the device Engine runs, bound to this run's statistics, so torch and onnxruntime
     # variants do exactly the same numpy work outside the model.
     stages = WindowStages(
-        channels, norm.get("mean"), norm.get("std"), softmax=run.get("score", "softmax") == "softmax"
+        channels,
+        norm.mean if norm is not None else None,
+        norm.std if norm is not None else None,
+        softmax=run.score == "softmax",
     )
 
     def preprocess(windows: np.ndarray) -> Any:
@@ -120,7 +120,7 @@ def torch_variant(spec: str, profile: TargetProfile | None, name: str | None = N
         preprocess=preprocess,
         infer=infer,
         postprocess=stages.postprocess,
-        window=int(run["window"]),
+        window=run.window,
         channels=channels,
         providers=["torch-eager-cpu"],
         info={

@@ -16,18 +16,18 @@ from torch import nn
 
 from edgekit import __version__
 from edgekit.data import Normalizer, SensorTable, WindowSet, load_csv, load_dataset, make_windows, split_table
-from edgekit.distill.evaluate import agreement, model_metrics, render_table, torch_latency_ms
+from edgekit.distill.evaluate import render_table, torch_latency_ms
 from edgekit.distill.losses import LOSSES, probs_to_logits
 from edgekit.distill.teacher_outputs import load_teacher_outputs, probs_to_two_class
 from edgekit.distill.train import TrainConfig, fit, predict, set_seed
 from edgekit.errors import DataError
-from edgekit.metrics import best_f1_threshold, far_threshold
+from edgekit.metrics import agreement, best_f1_threshold, far_threshold, model_metrics
 from edgekit.models.registry import ModelSpec, build_model, count_params
+from edgekit.run import ArchSpec, Normalization, RunWindows, SensorRun, save_windows, write_run
 
 log = logging.getLogger(__name__)
 
 Mode = Literal["supervised", "unsupervised"]
-RUN_SCHEMA = 1
 
 # Window, hop and mode that suit each shipped dataset (Shuttle rows are independent readings).
 DATASET_DEFAULTS: dict[str, dict[str, Any]] = {
@@ -393,30 +393,26 @@ def distill(cfg: DistillConfig) -> dict[str, Any]:
 
     calib = p.train.x[np.random.default_rng(cfg.seed).permutation(len(p.train))[:2048]]
     inv = lambda x: (x * p.norm.std + p.norm.mean).astype(np.float32)  # noqa: E731  windows are stored raw
-    np.savez_compressed(
-        out / "windows.npz",
-        calib_x=inv(calib),
-        val_x=inv(p.val.x),
-        val_y=p.val.y if p.val.y is not None else np.zeros(0),
-        test_x=inv(p.test.x),
-        test_y=y_test if y_test is not None else np.zeros(0),
+    save_windows(
+        out,
+        RunWindows(inv(calib), inv(p.val.x), p.val.y, inv(p.test.x), y_test),
     )
-    run = {
-        "schema": RUN_SCHEMA,
-        "kind": "sensor",
-        "dataset": report["dataset"],
-        "mode": p.mode,
-        "window": p.window,
-        "hop": p.hop,
-        "channels": p.table.channels,
-        "normalization": p.norm.to_dict(),
-        "labels": ["normal", "anomaly"],
-        "score": res["score"],
-        "thresholds": res["thresholds"],
-        "false_alarm_rate": cfg.false_alarm_rate if p.mode == "unsupervised" else None,
-        "models": {name: spec.to_dict() for name, (_m, spec) in res["models"].items() if spec is not None},
-        "seed": cfg.seed,
-    }
-    (out / "run.json").write_text(json.dumps(run, indent=2))
+    run = SensorRun(
+        dataset=report["dataset"],
+        mode=p.mode,
+        window=p.window,
+        hop=p.hop,
+        channels=p.table.channels,
+        normalization=Normalization(**p.norm.to_dict()),
+        labels=["normal", "anomaly"],
+        score=res["score"],
+        thresholds=res["thresholds"],
+        false_alarm_rate=cfg.false_alarm_rate if p.mode == "unsupervised" else None,
+        models={
+            name: ArchSpec(**spec.to_dict()) for name, (_m, spec) in res["models"].items() if spec is not None
+        },
+        seed=cfg.seed,
+    )
+    write_run(out, run)
     report["table"] = table
     return report

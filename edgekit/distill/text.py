@@ -28,26 +28,20 @@ from torch import nn
 
 from edgekit import __version__
 from edgekit.data.text import MIN_CLASS_SIZE, TextSplits, load_chatterbot, split_by_group, subsample_groups
-from edgekit.distill.evaluate import agreement, torch_latency_ms
+from edgekit.distill.evaluate import torch_latency_ms
 from edgekit.distill.losses import LOSSES
-from edgekit.distill.text_report import (
-    bootstrap_interval,
-    classification_metrics,
-    escalation_threshold,
-    escalation_view,
-    macro_f1,
-    render_text_table,
-)
+from edgekit.distill.text_report import escalation_threshold, escalation_view, render_text_table
 from edgekit.distill.train import TrainConfig, fit, predict, set_seed
 from edgekit.errors import ConfigError
+from edgekit.metrics import agreement, bootstrap_interval, classification_metrics, macro_f1
 from edgekit.models.registry import count_params
+from edgekit.run import TextRun, write_run, write_text_eval
 
 if TYPE_CHECKING:  # transformers is imported when a run starts, after HF_HUB_OFFLINE is set
     from edgekit.models.text import TextStudentConfig
 
 log = logging.getLogger(__name__)
 
-RUN_SCHEMA = 1
 TEXT_DATASETS = ("chatterbot",)
 SPLITS = ("train", "val", "test")
 Init = Literal["teacher", "random"]
@@ -325,21 +319,17 @@ def distill_text(cfg: TextDistillConfig) -> dict[str, Any]:
     lap("evaluate_s")
     report["timings"] = timings
 
-    with (out / "text_eval.jsonl").open("w", encoding="utf-8") as fh:
-        for text, lab in zip(sp.test.texts, sp.test.labels.tolist(), strict=True):
-            fh.write(json.dumps({"text": text, "label": lab}) + "\n")
-    run = {
-        "schema": RUN_SCHEMA,
-        "kind": "text",
-        "dataset": cfg.dataset,
-        "labels": labels,
-        "max_length": L,
-        "student_dir": dirs["student"],
-        "teacher_dir": dirs["teacher"],
-        "escalation_threshold": report["escalation"]["threshold"],
-        "seed": cfg.seed,
-    }
-    (out / "run.json").write_text(json.dumps(run, indent=2))
+    write_text_eval(out, sp.test.texts, sp.test.labels.tolist())
+    run = TextRun(
+        dataset=cfg.dataset,
+        labels=labels,
+        max_length=L,
+        student_dir=dirs["student"],
+        teacher_dir=dirs["teacher"],
+        escalation_threshold=report["escalation"]["threshold"],
+        seed=cfg.seed,
+    )
+    write_run(out, run)
     (out / "report.json").write_text(json.dumps(report, indent=2))
     table = render_text_table(report)
     (out / "report.md").write_text(f"# Distillation report: {cfg.dataset} (text, {k} classes)\n\n{table}\n")

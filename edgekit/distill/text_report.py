@@ -1,67 +1,15 @@
-"""Multi-class figures for the text report (numpy only): accuracy, macro-F1, per-class P/R/F1, bootstrap
-intervals, the confidence-escalation policy, and the Markdown table."""
+"""The text report (numpy only): the confidence-escalation policy and the Markdown table; the multi-class
+figures themselves (accuracy, macro-F1, per-class P/R/F1, bootstrap intervals) are in `edgekit.metrics`."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from typing import Any
 
 import numpy as np
 
+from edgekit.metrics import macro_f1
+
 MODEL_ROWS = ("teacher", "student", "student_no_kd")
-
-
-def confusion_matrix(y: np.ndarray, pred: np.ndarray, k: int) -> np.ndarray:
-    """[k, k] counts, rows = true class, columns = predicted class."""
-    return np.bincount(np.asarray(y) * k + np.asarray(pred), minlength=k * k).reshape(k, k)
-
-
-def _per_class(cm: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-    tp = np.diag(cm).astype(np.float64)
-    support, predicted = cm.sum(axis=1), cm.sum(axis=0)
-    with np.errstate(invalid="ignore", divide="ignore"):
-        precision = np.where(predicted > 0, tp / predicted, 0.0)
-        recall = np.where(support > 0, tp / support, 0.0)
-        denom = support + predicted
-        f1 = np.where(denom > 0, 2 * tp / denom, 0.0)
-    return precision, recall, f1, support
-
-
-def macro_f1(y: np.ndarray, pred: np.ndarray, k: int) -> float:
-    """Unweighted mean F1 over the classes that occur in `y` or in `pred` (scikit-learn's convention)."""
-    cm = confusion_matrix(y, pred, k)
-    _p, _r, f1, support = _per_class(cm)
-    present = (support > 0) | (cm.sum(axis=0) > 0)
-    return float(f1[present].mean()) if present.any() else 0.0
-
-
-def classification_metrics(y: np.ndarray, pred: np.ndarray, labels: list[str]) -> dict[str, Any]:
-    k = len(labels)
-    cm = confusion_matrix(y, pred, k)
-    precision, recall, f1, support = _per_class(cm)
-    return {
-        "accuracy": float((np.asarray(y) == np.asarray(pred)).mean()),
-        "macro_f1": macro_f1(y, pred, k),
-        "per_class": {
-            name: {
-                "precision": float(precision[i]),
-                "recall": float(recall[i]),
-                "f1": float(f1[i]),
-                "support": int(support[i]),
-            }
-            for i, name in enumerate(labels)
-        },
-        "confusion": cm.tolist(),
-    }
-
-
-def bootstrap_interval(
-    n_items: int, stat: Callable[[np.ndarray], float], n: int = 1000, seed: int = 0
-) -> tuple[float, float]:
-    """95% percentile interval of `stat(idx)` over `n` resamples (with replacement) of item indices."""
-    rng = np.random.default_rng(seed)
-    vals = [stat(rng.integers(0, n_items, n_items)) for _ in range(n)]
-    return float(np.percentile(vals, 2.5)), float(np.percentile(vals, 97.5))
 
 
 def escalation_threshold(confidence: np.ndarray, correct: np.ndarray, target_accuracy: float) -> float:
