@@ -137,7 +137,7 @@ def test_cli_rejects_sensor_flags_for_text(tmp_path, capsys):
 
 
 def test_augment_ids_deletes_and_masks_only_unprotected_tokens():
-    from edgekit.distill.text import augment_ids
+    from edgekit.distill.text_transfer import augment_ids
 
     ids = torch.tensor([[101, 5, 6, 7, 8, 102, 0, 0]] * 50)
     out = augment_ids(
