@@ -129,15 +129,18 @@ def _serve_stage(out: Path, broker_url: str, quick: bool) -> dict:
     from edgekit.errors import EdgekitError
     from edgekit.metrics import percentiles
     from edgekit.profiles import load_profile
+    from edgekit.run import load_windows
     from edgekit.runtime.mqtt import Topics, parse_broker_url
     from edgekit.runtime.payloads import encode_reading
 
     profile = load_profile("x86-gateway")
     topics = Topics(profile.mqtt, DEMO_DEVICE)
-    with np.load(out / "run" / "windows.npz") as w:
-        x, y = w["test_x"], w["test_y"]
-    if x.shape[1] != 1:
-        raise EdgekitError("the demo replays a window-1 dataset (Shuttle); use `edgekit serve` for others")
+    held_out = load_windows(out / "run")
+    x, y = held_out.test_x, held_out.test_y
+    if x.shape[1] != 1 or y is None:
+        raise EdgekitError(
+            "the demo replays a labelled window-1 dataset (Shuttle); use `edgekit serve` for others"
+        )
     rows, labels = x[:, 0, :], y.astype(int)
     addr = parse_broker_url(broker_url)
 

@@ -1,8 +1,15 @@
-"""Detection metrics in plain numpy (no scikit-learn), shared by training, export gates and benchmarks."""
+"""Detection and classification metrics in plain numpy (no scikit-learn, no torch), shared by training,
+export gates and benchmarks."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from typing import Any
+
 import numpy as np
+
+# the low false-alarm rate at which model_metrics reports recall
+LOW_FAR = 0.01
 
 
 def roc_auc(y: np.ndarray, score: np.ndarray) -> float | None:
@@ -96,4 +103,84 @@ def bootstrap_ci(
             vals.append(v)
     if not vals:
         return None
+    return float(np.percentile(vals, 2.5)), float(np.percentile(vals, 97.5))
+
+
+def model_metrics(y: np.ndarray | None, score: np.ndarray, threshold: float) -> dict[str, Any]:
+    """Quality at the validation-chosen threshold; None for figures that need test labels."""
+    out: dict[str, Any] = {"threshold": float(threshold)}
+    keys = (
+        "f1",
+        "precision",
+        "recall",
+        "accuracy",
+        "false_alarm_rate",
+        "roc_auc",
+        f"recall_at_{LOW_FAR:.0%}_far",
+        "f1_ci95",
+    )
+    if y is None:
+        return out | dict.fromkeys(keys)
+    pred = score >= threshold
+    out |= prf(y, pred)
+    out["roc_auc"] = roc_auc(y, score)
+    out[f"recall_at_{LOW_FAR:.0%}_far"] = recall_at_far(y, score, LOW_FAR)
+    out["f1_ci95"] = bootstrap_ci(y, pred) if y.any() else None
+    return out
+
+
+def agreement(a: np.ndarray, b: np.ndarray) -> float:
+    return float((np.asarray(a) == np.asarray(b)).mean())
+
+
+def confusion_matrix(y: np.ndarray, pred: np.ndarray, k: int) -> np.ndarray:
+    """[k, k] counts, rows = true class, columns = predicted class."""
+    return np.bincount(np.asarray(y) * k + np.asarray(pred), minlength=k * k).reshape(k, k)
+
+
+def per_class_prf(cm: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    tp = np.diag(cm).astype(np.float64)
+    support, predicted = cm.sum(axis=1), cm.sum(axis=0)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        precision = np.where(predicted > 0, tp / predicted, 0.0)
+        recall = np.where(support > 0, tp / support, 0.0)
+        denom = support + predicted
+        f1 = np.where(denom > 0, 2 * tp / denom, 0.0)
+    return precision, recall, f1, support
+
+
+def macro_f1(y: np.ndarray, pred: np.ndarray, k: int) -> float:
+    """Unweighted mean F1 over the classes that occur in `y` or in `pred` (scikit-learn's convention)."""
+    cm = confusion_matrix(y, pred, k)
+    _p, _r, f1, support = per_class_prf(cm)
+    present = (support > 0) | (cm.sum(axis=0) > 0)
+    return float(f1[present].mean()) if present.any() else 0.0
+
+
+def classification_metrics(y: np.ndarray, pred: np.ndarray, labels: list[str]) -> dict[str, Any]:
+    k = len(labels)
+    cm = confusion_matrix(y, pred, k)
+    precision, recall, f1, support = per_class_prf(cm)
+    return {
+        "accuracy": float((np.asarray(y) == np.asarray(pred)).mean()),
+        "macro_f1": macro_f1(y, pred, k),
+        "per_class": {
+            name: {
+                "precision": float(precision[i]),
+                "recall": float(recall[i]),
+                "f1": float(f1[i]),
+                "support": int(support[i]),
+            }
+            for i, name in enumerate(labels)
+        },
+        "confusion": cm.tolist(),
+    }
+
+
+def bootstrap_interval(
+    n_items: int, stat: Callable[[np.ndarray], float], n: int = 1000, seed: int = 0
+) -> tuple[float, float]:
+    """95% percentile interval of `stat(idx)` over `n` resamples (with replacement) of item indices."""
+    rng = np.random.default_rng(seed)
+    vals = [stat(rng.integers(0, n_items, n_items)) for _ in range(n)]
     return float(np.percentile(vals, 2.5)), float(np.percentile(vals, 97.5))

@@ -7,7 +7,6 @@ same way. torch is imported only for a `torch:RUN_DIR` variant; a device without
 from __future__ import annotations
 
 import functools
-import json
 import logging
 import types
 from collections.abc import Callable
@@ -20,6 +19,7 @@ import numpy as np
 from edgekit.bundle.manifest import Manifest
 from edgekit.errors import BundleError, DataError, EdgekitError
 from edgekit.profiles import TargetProfile
+from edgekit.run import SensorRun, load_run
 from edgekit.runtime.engine import Engine
 
 log = logging.getLogger(__name__)
@@ -89,26 +89,22 @@ def torch_variant(spec: str, profile: TargetProfile | None, name: str | None = N
     from edgekit.models.registry import ModelSpec, build_model, load_weights
 
     run_path = Path(run_dir)
-    try:
-        run = json.loads((run_path / "run.json").read_text(encoding="utf-8"))
-    except (OSError, ValueError) as exc:
-        raise DataError(f"{run_path}: not a distillation run directory (run.json: {exc})") from None
-    if model_name not in run.get("models", {}):
-        raise DataError(f"{spec}: run has no model {model_name!r} (has: {', '.join(run.get('models', {}))})")
-    model = load_weights(
-        build_model(ModelSpec.from_dict(run["models"][model_name])), str(run_path / f"{model_name}.pt")
-    )
+    folder = load_run(run_path)
+    weights = folder.checkpoint(model_name)  # DataError naming the models a (sensor) run has
+    run = folder.info
+    assert isinstance(run, SensorRun)  # checkpoint() accepts sensor runs only
+    arch = run.models[model_name]
+    model = load_weights(build_model(ModelSpec(arch.arch, dict(arch.kwargs))), str(weights))
     if profile is not None and profile.threads.intra_op > 0:
         torch.set_num_threads(profile.threads.intra_op)
-    channels = len(run["channels"])
-    norm = run.get("normalization") or {"mean": [0.0] * channels, "std": [1.0] * channels}
+    channels = len(run.channels)
     # The Engine's own preprocess/postprocess code, bound to this run's statistics, so torch and
     # onnxruntime variants do exactly the same numpy work outside the model.
     stages = types.SimpleNamespace(
-        mean=np.asarray(norm["mean"], np.float32).reshape(1, 1, channels),
-        inv_std=(1.0 / np.asarray(norm["std"], np.float32)).reshape(1, 1, channels),
+        mean=np.asarray(run.normalization.mean, np.float32).reshape(1, 1, channels),
+        inv_std=(1.0 / np.asarray(run.normalization.std, np.float32)).reshape(1, 1, channels),
         input_dtype=np.float32,
-        softmax=run.get("score", "softmax") == "softmax",
+        softmax=run.score == "softmax",
     )
     normalize = functools.partial(Engine.preprocess, stages)
 
@@ -125,7 +121,7 @@ def torch_variant(spec: str, profile: TargetProfile | None, name: str | None = N
         preprocess=preprocess,
         infer=infer,
         postprocess=functools.partial(Engine.postprocess, stages),
-        window=int(run["window"]),
+        window=run.window,
         channels=channels,
         providers=["torch-eager-cpu"],
         info={

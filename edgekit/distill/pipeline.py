@@ -3,7 +3,6 @@ and write RUN_DIR. Each stage lives in its own module; this one wires them and w
 
 from __future__ import annotations
 
-import json
 import logging
 from dataclasses import replace
 from pathlib import Path
@@ -14,19 +13,18 @@ import torch
 
 from edgekit import __version__
 from edgekit.distill.config import DistillConfig, write_config
-from edgekit.distill.evaluate import model_metrics
 from edgekit.distill.label_free import train_label_free
 from edgekit.distill.prepare import Prepared, prepare, tensor
-from edgekit.distill.report import agreement, render_table, torch_latency_ms, write_report
+from edgekit.distill.report import render_table, torch_latency_ms, write_report
 from edgekit.distill.supervised import train_supervised
 from edgekit.distill.train import set_seed
+from edgekit.metrics import agreement, model_metrics
 from edgekit.models.registry import count_params
+from edgekit.run import ArchSpec, Normalization, RunWindows, SensorRun, save_windows, write_run
 
 __all__ = ["DistillConfig", "distill"]
 
 log = logging.getLogger(__name__)
-
-RUN_SCHEMA = 1
 
 
 def _evaluate(p: Prepared, cfg: DistillConfig, res: dict[str, Any], out: Path) -> dict[str, Any]:
@@ -80,14 +78,7 @@ def _evaluate(p: Prepared, cfg: DistillConfig, res: dict[str, Any], out: Path) -
 def _write_windows(p: Prepared, seed: int, out: Path) -> None:
     calib = p.train.x[np.random.default_rng(seed).permutation(len(p.train))[:2048]]
     inv = lambda x: (x * p.norm.std + p.norm.mean).astype(np.float32)  # noqa: E731  windows are stored raw
-    np.savez_compressed(
-        out / "windows.npz",
-        calib_x=inv(calib),
-        val_x=inv(p.val.x),
-        val_y=p.val.y if p.val.y is not None else np.zeros(0),
-        test_x=inv(p.test.x),
-        test_y=p.test.y if p.test.y is not None else np.zeros(0),
-    )
+    save_windows(out, RunWindows(inv(calib), inv(p.val.x), p.val.y, inv(p.test.x), p.test.y))
 
 
 def distill(cfg: DistillConfig) -> dict[str, Any]:
@@ -102,23 +93,23 @@ def distill(cfg: DistillConfig) -> dict[str, Any]:
     table = render_table(report)
     write_report(out, report, table, f"{report['dataset']} ({p.mode})")
     _write_windows(p, cfg.seed, out)
-    run = {
-        "schema": RUN_SCHEMA,
-        "kind": "sensor",
-        "dataset": report["dataset"],
-        "mode": p.mode,
-        "window": p.window,
-        "hop": p.hop,
-        "channels": p.table.channels,
-        "normalization": p.norm.to_dict(),
-        "labels": ["normal", "anomaly"],
-        "score": res["score"],
-        "thresholds": res["thresholds"],
-        "false_alarm_rate": cfg.false_alarm_rate if p.mode == "unsupervised" else None,
-        "models": {name: spec.to_dict() for name, (_m, spec) in res["models"].items() if spec is not None},
-        "seed": cfg.seed,
-    }
-    (out / "run.json").write_text(json.dumps(run, indent=2))
+    run = SensorRun(
+        dataset=report["dataset"],
+        mode=p.mode,
+        window=p.window,
+        hop=p.hop,
+        channels=p.table.channels,
+        normalization=Normalization(**p.norm.to_dict()),
+        labels=["normal", "anomaly"],
+        score=res["score"],
+        thresholds=res["thresholds"],
+        false_alarm_rate=cfg.false_alarm_rate if p.mode == "unsupervised" else None,
+        models={
+            name: ArchSpec(**spec.to_dict()) for name, (_m, spec) in res["models"].items() if spec is not None
+        },
+        seed=cfg.seed,
+    )
+    write_run(out, run)
     # the windowing and mode this run resolved, so repeating it does not depend on today's defaults
     write_config(out, replace(cfg, window=p.window, hop=p.hop, mode=p.mode))
     report["table"] = table

@@ -1,8 +1,8 @@
 """The distillation report for both kinds: teacher / student / student-without-KD side by side as a
 Markdown table (readable in a terminal too), the summary lines, and report.json / report.md.
 
-The figures themselves are computed elsewhere (sensor: `model_metrics`; text: accuracy, macro-F1 and
-the escalation policy); this module only lays them out.
+The figures themselves are computed elsewhere (`edgekit.metrics`: `model_metrics`, accuracy, macro-F1,
+bootstrap intervals; `escalation`: the text escalation policy); this module only lays them out.
 """
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from edgekit.distill.evaluate import LOW_FAR
+from edgekit.metrics import LOW_FAR
 
 MODEL_ROWS = ("teacher", "student", "student_no_kd")
 
@@ -34,10 +34,6 @@ def torch_latency_ms(model: nn.Module, example: torch.Tensor, runs: int = 200) -
             model(x)
             times.append(time.perf_counter() - t0)
     return float(np.median(times) * 1e3)
-
-
-def agreement(a: np.ndarray, b: np.ndarray) -> float:
-    return float((np.asarray(a) == np.asarray(b)).mean())
 
 
 def _fmt(v: Any, digits: int = 3) -> str:

@@ -33,12 +33,11 @@ from edgekit.distill.text_train import fine_tune_teacher, train_students
 from edgekit.distill.text_transfer import SPLITS, build_transfer_set, encode, load_splits
 from edgekit.distill.train import predict, set_seed
 from edgekit.models.text import TextStudentConfig, fix_lengths, minilm_dir
+from edgekit.run import TextRun, write_run
 
 __all__ = ["TextDistillConfig", "distill_text"]
 
 log = logging.getLogger(__name__)
-
-RUN_SCHEMA = 1
 
 
 def distill_text(cfg: TextDistillConfig) -> dict[str, Any]:
@@ -128,18 +127,18 @@ def distill_text(cfg: TextDistillConfig) -> dict[str, Any]:
     with (out / "text_eval.jsonl").open("w", encoding="utf-8") as fh:
         for text, lab in zip(sp.test.texts, sp.test.labels.tolist(), strict=True):
             fh.write(json.dumps({"text": text, "label": lab}) + "\n")
-    run = {
-        "schema": RUN_SCHEMA,
-        "kind": "text",
-        "dataset": cfg.dataset,
-        "labels": labels,
-        "max_length": L,
-        "student_dir": dirs["student"],
-        "teacher_dir": dirs["teacher"],
-        "escalation_threshold": report["escalation"]["threshold"],
-        "seed": cfg.seed,
-    }
-    (out / "run.json").write_text(json.dumps(run, indent=2))
+    write_run(
+        out,
+        TextRun(
+            dataset=cfg.dataset,
+            labels=labels,
+            max_length=L,
+            student_dir=dirs["student"],
+            teacher_dir=dirs["teacher"],
+            escalation_threshold=report["escalation"]["threshold"],
+            seed=cfg.seed,
+        ),
+    )
     write_config(out, replace(cfg, student=s_cfg))
     table = render_text_table(report)
     write_report(out, report, table, f"{cfg.dataset} (text, {k} classes)")

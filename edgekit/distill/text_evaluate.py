@@ -10,16 +10,11 @@ import torch
 from torch import nn
 
 from edgekit.data.text import TextSplits
-from edgekit.distill.report import agreement, torch_latency_ms
+from edgekit.distill.escalation import escalation_threshold, escalation_view
+from edgekit.distill.report import torch_latency_ms
 from edgekit.distill.text_config import TextDistillConfig
-from edgekit.distill.text_report import (
-    bootstrap_interval,
-    classification_metrics,
-    escalation_threshold,
-    escalation_view,
-    macro_f1,
-)
 from edgekit.distill.train import predict
+from edgekit.metrics import agreement, bootstrap_interval, classification_metrics, macro_f1
 from edgekit.models.registry import count_params
 
 

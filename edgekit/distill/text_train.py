@@ -14,9 +14,9 @@ from torch import nn
 
 from edgekit.distill.losses import LOSSES
 from edgekit.distill.text_config import Init, TextDistillConfig
-from edgekit.distill.text_report import macro_f1
 from edgekit.distill.text_transfer import TransferSet
 from edgekit.distill.train import TrainConfig, fit, predict
+from edgekit.metrics import macro_f1
 from edgekit.models.text import Logits, TextStudentConfig, build_student, project_embeddings
 
 

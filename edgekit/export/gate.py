@@ -1,10 +1,10 @@
-"""Release gate: a converted model ships only if its quality holds against FP32 on the test split and,
-where this host can stand in for the target, it is not slower than FP32 here.
+"""Release gate, one for every model kind: a converted model ships only if its quality holds against FP32
+on the held-out split and, where this host can stand in for the target, it is not slower than FP32 here.
 
-Quality: F1 at the model's own validation-chosen threshold on the test windows, through the runtime
-Engine (the device's code path). Label-free runs without test labels have no F1: quality is then the
-agreement of the candidate's decisions with FP32's on the test windows, and `max_f1_drop` bounds the
-disagreement rate instead.
+The kind supplies a `GateModel` per model (how to score its quality, how to run one input); the gate
+compares them. Quality is the kind's metric (F1 for sensor runs, macro-F1 for text) and may drop at most
+`gate.max_f1_drop`. When the held-out data has no labels the metric is undefined: quality is then the
+agreement of the candidate's decisions with FP32's, and `max_f1_drop` bounds the disagreement rate instead.
 """
 
 from __future__ import annotations
@@ -14,16 +14,14 @@ import platform
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Any
 
 import numpy as np
 import onnxruntime as ort
 
-from edgekit.distill.evaluate import model_metrics
 from edgekit.errors import GateError
-from edgekit.metrics import best_f1_threshold, far_threshold, percentiles
+from edgekit.metrics import percentiles
 from edgekit.profiles import TargetProfile
-from edgekit.runtime.engine import Engine
 
 log = logging.getLogger(__name__)
 
@@ -37,38 +35,29 @@ HOST_ARCH = {
 }
 
 
+@dataclass(frozen=True)
+class QualityMetric:
+    """The figure a kind is gated on: its key in the metrics dict and its name in messages."""
+
+    key: str
+    label: str
+
+
 @dataclass
-class EvalSplit:
-    """Real held-out windows, RAW (the Engine normalizes); y is None for label-free data."""
+class Quality:
+    """One model's quality on the held-out split."""
 
-    val_x: np.ndarray
-    val_y: np.ndarray | None
-    test_x: np.ndarray
-    test_y: np.ndarray | None
-    score: Literal["softmax", "identity"]
-    false_alarm_rate: float | None
+    metrics: dict[str, Any]  # recorded in the manifest
+    decisions: np.ndarray  # per held-out input, compared with FP32's when there are no labels
+    scores: np.ndarray | None = None  # continuous scores, for the score correlation (label-free)
 
 
-def choose_threshold(split: EvalSplit, val_scores: np.ndarray) -> float:
-    """The same rule as `edgekit distill`: best-F1 on validation (supervised), else the false-alarm quantile."""
-    if split.score == "softmax":
-        if split.val_y is not None and split.val_y.any():
-            return best_f1_threshold(split.val_y, val_scores)
-        return 0.5
-    normal = np.ones(len(val_scores), bool) if split.val_y is None else split.val_y == 0
-    return far_threshold(val_scores[normal], split.false_alarm_rate or 0.01)
+@dataclass
+class GateModel:
+    """What the gate needs of one model: its quality, and one held-out input at a time (the i-th)."""
 
-
-def batched_scores(engine: Engine, x: np.ndarray, batch: int = 1024) -> np.ndarray:
-    return np.concatenate([engine.score(x[i : i + batch]) for i in range(0, len(x), batch)])
-
-
-def quality(engine: Engine, split: EvalSplit) -> tuple[dict[str, Any], np.ndarray]:
-    """Threshold re-chosen on validation for this model, then test metrics; returns (metrics, test scores)."""
-    thr = choose_threshold(split, batched_scores(engine, split.val_x))
-    test_scores = batched_scores(engine, split.test_x)
-    m = model_metrics(split.test_y, test_scores, thr)
-    return m, test_scores
+    quality: Callable[[], Quality]
+    run_one: Callable[[int], object]
 
 
 def interleaved_latency(
@@ -86,12 +75,6 @@ def interleaved_latency(
             if i >= warmup:
                 samples[n].append(dt)
     return {n: percentiles(np.asarray(s), (50, 99)) | {"runs": runs} for n, s in samples.items()}
-
-
-def engine_runner(engine: Engine, windows: np.ndarray) -> Callable[[int], object]:
-    """One raw window at a time through the device path (preprocess, infer, postprocess)."""
-    singles = [windows[i : i + 1] for i in range(min(len(windows), 256))]
-    return lambda i: engine.score(singles[i % len(singles)])
 
 
 def host_arch() -> str:
@@ -153,49 +136,49 @@ def refuse(failures: list[str], mode: str, profile: TargetProfile) -> None:
 
 
 def release_gate(
-    ref: Engine,
-    cand: Engine | None,
-    split: EvalSplit,
+    ref: GateModel,
+    cand: GateModel | None,
+    metric: QualityMetric,
     profile: TargetProfile,
     mode: str,
     latency_runs: int = 500,
 ) -> dict[str, Any]:
-    """Evaluate FP32 and the candidate; return the gate record, or raise GateError listing every failure.
-
-    `cand` is None for an fp32 export (the reference is the candidate).
+    """Evaluate FP32 and the candidate; return the gate record (the candidate's quality under "candidate"),
+    or raise GateError listing every failure. `cand` is None for an fp32 export (the reference is the candidate).
     """
-    ref_q, ref_scores = quality(ref, split)
+    ref_q = ref.quality()
     record: dict[str, Any] = {
         "mode": mode,
         "max_f1_drop": profile.gate.max_f1_drop,
-        "fp32": ref_q,
+        "fp32": ref_q.metrics,
         "host_arch": host_arch(),
     }
-    engines = {"fp32": ref} if cand is None else {"fp32": ref, mode: cand}
-    lat = interleaved_latency(
-        {n: engine_runner(e, split.test_x) for n, e in engines.items()}, runs=latency_runs
-    )
+    models = {"fp32": ref} if cand is None else {"fp32": ref, mode: cand}
+    lat = interleaved_latency({n: m.run_one for n, m in models.items()}, runs=latency_runs)
     record["latency_ms"] = lat
-    failures: list[str] = []
+    ref_value = ref_q.metrics.get(metric.key)
     if cand is None:
         record |= {
-            "candidate": ref_q,
-            "quality_metric": "f1" if ref_q.get("f1") is not None else "none",
+            "candidate": ref_q.metrics,
+            "quality_metric": metric.key if ref_value is not None else "none",
             "quality_gate": "not applicable: fp32 is the reference",
             "latency_gate": latency_applicability(profile, mode),
         }
         return record
 
-    cand_q, cand_scores = quality(cand, split)
-    record["candidate"] = cand_q
+    cand_q = cand.quality()
+    record["candidate"] = cand_q.metrics
+    cand_value = cand_q.metrics.get(metric.key)
     limit = profile.gate.max_f1_drop
-    if ref_q.get("f1") is not None and cand_q.get("f1") is not None:
-        drop, failure = check_drop("F1", ref_q["f1"], cand_q["f1"], limit)
-        record |= {"quality_metric": "f1", "f1_drop": drop}
+    failures: list[str] = []
+    if ref_value is not None and cand_value is not None:
+        drop, failure = check_drop(metric.label, ref_value, cand_value, limit)
+        record |= {"quality_metric": metric.key, f"{metric.key}_drop": drop}
         failures += [failure] if failure else []
     else:
-        agree = float(((ref_scores >= ref_q["threshold"]) == (cand_scores >= cand_q["threshold"])).mean())
-        corr = float(np.corrcoef(ref_scores, cand_scores)[0, 1]) if len(ref_scores) > 1 else None
+        agree = float((ref_q.decisions == cand_q.decisions).mean())
+        both = ref_q.scores is not None and cand_q.scores is not None and len(ref_q.scores) > 1
+        corr = float(np.corrcoef(ref_q.scores, cand_q.scores)[0, 1]) if both else None
         record |= {
             "quality_metric": "decision_agreement_vs_fp32 (no test labels)",
             "decision_agreement": agree,

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import os
 import shutil
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -12,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import onnxruntime.quantization
 from onnxruntime.quantization import CalibrationDataReader
 
 from edgekit.errors import DataError
@@ -38,16 +40,29 @@ class Quantizer:
 QUANTIZERS: Registry[Quantizer] = Registry("quantization mode")
 
 
+# onnxruntime.quantization logs every tensor it skips with module-level logging.info/warning calls, i.e. on
+# the ROOT logger under the name "root", so there is no onnxruntime logger to quieten.
+_ORT_QUANTIZATION_DIR = os.path.dirname(onnxruntime.quantization.__file__) + os.sep
+
+
+class _OrtQuantizationChatter(logging.Filter):
+    """Drops onnxruntime.quantization's own sub-ERROR records; every other record passes."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return record.levelno >= logging.ERROR or not record.pathname.startswith(_ORT_QUANTIZATION_DIR)
+
+
 @contextlib.contextmanager
-def _quiet_root_logger() -> Iterator[None]:
-    # onnxruntime.quantization logs every non-float tensor it skips on the root logger
+def quiet_ort_quantization() -> Iterator[None]:
+    """Silence onnxruntime.quantization's chatter while converting, without touching any logger's level
+    (a filter on the root logger sees only records logged on root itself, and drops only onnxruntime's)."""
     root = logging.getLogger()
-    level = root.level
-    root.setLevel(logging.ERROR)
+    chatter = _OrtQuantizationChatter()
+    root.addFilter(chatter)
     try:
         yield
     finally:
-        root.setLevel(level)
+        root.removeFilter(chatter)
 
 
 def _fp32(src: Path, dst: Path, q: Quantization, calib: np.ndarray | None, input_name: str) -> dict[str, Any]:
@@ -60,7 +75,7 @@ def _int8_dynamic(
 ) -> dict[str, Any]:
     from onnxruntime.quantization import QuantType, quantize_dynamic
 
-    with _quiet_root_logger():
+    with quiet_ort_quantization():
         quantize_dynamic(
             str(src),
             str(dst),
@@ -109,7 +124,7 @@ def _int8_static_qdq(
     x = calib[: q.calibration_windows]
     reader = WindowReader(input_name, x)
     pre = dst.with_name(dst.stem + ".pre.onnx")
-    with _quiet_root_logger():
+    with quiet_ort_quantization():
         # onnxruntime's recommended step before static quantization: shape inference + graph fusions
         quant_pre_process(str(src), str(pre))
         quantize_static(

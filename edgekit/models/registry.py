@@ -28,9 +28,7 @@ class ModelSpec:
 
 
 def build_model(spec: ModelSpec) -> nn.Module:
-    # Importing the modules fills the registry.
-    from edgekit.models import sensor  # noqa: F401
-
+    """The architecture `spec.arch` (registered by the modules `edgekit.models` imports) with its kwargs."""
     return MODELS.get(spec.arch)(**spec.kwargs)
 
 

@@ -9,12 +9,8 @@ import numpy as np
 import pytest
 import torch
 
-from edgekit.distill.text_report import (
-    classification_metrics,
-    escalation_threshold,
-    escalation_view,
-    macro_f1,
-)
+from edgekit.distill.escalation import escalation_threshold, escalation_view
+from edgekit.metrics import classification_metrics, macro_f1
 
 
 @pytest.fixture(scope="module")

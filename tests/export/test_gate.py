@@ -62,3 +62,32 @@ def test_latency_rule_is_explicit(profile_variant):
         latency_gate(slower, off, "int8-dynamic")[0]
         == "not required by profile (gate.require_quantized_faster: false)"
     )
+
+
+def test_text_quality_gate_refuses_on_macro_f1_and_writes_nothing(
+    synthetic_text_run, tmp_path, profile_variant, keypair
+):
+    """Text bundles go through the same release gate as sensor bundles, gated on macro-F1."""
+    prof = profile_variant("raspberry-pi-4", gate={"max_f1_drop": -1.0})
+    out = tmp_path / "out" / "text"
+    with pytest.raises(GateError, match=r"refused the int8-dynamic model .* macro-F1 dropped .* allowed -1"):
+        export_run(synthetic_text_run, prof, out, key=keypair[0], options=ExportOptions(latency_runs=20))
+    _nothing_written(out)
+
+
+def test_invalid_run_json_is_one_line_naming_file_and_field(sensor_run, tmp_path, capsys):
+    """run.json is validated before anything is exported (it used to fail with a KeyError traceback)."""
+    import json
+    import shutil
+
+    run = tmp_path / "run"
+    shutil.copytree(sensor_run, run)
+    data = json.loads((run / "run.json").read_text())
+    del data["normalization"]
+    (run / "run.json").write_text(json.dumps(data))
+    out = tmp_path / "bundle"
+    rc = main(["export", str(run), "--profile", "x86-gateway", "--out", str(out)])
+    err = capsys.readouterr().err.strip()
+    assert rc == 2 and len(err.splitlines()) == 1 and "Traceback" not in err
+    assert f"{run / 'run.json'}: field 'normalization' is required" in err
+    _nothing_written(out)

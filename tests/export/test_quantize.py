@@ -56,3 +56,36 @@ def test_calibration_reader_batches_then_stops():
     assert sizes == [4, 4, 2]
     r.rewind()
     assert r.get_next()["x"].shape == (4, 1, 3)
+
+
+def test_quantization_quiets_only_onnxruntime_and_leaves_logger_levels_alone(tmp_path, caplog):
+    """onnxruntime.quantization's root-logger chatter is dropped; the root level is untouched, so other
+    code's records (another thread, the caller) still get through during a conversion."""
+    import logging
+
+    import onnx
+    from onnx import TensorProto, helper
+
+    from edgekit.export.quantize import quantize, quiet_ort_quantization
+
+    x = helper.make_tensor_value_info("x", TensorProto.FLOAT, [None, 4])
+    y = helper.make_tensor_value_info("logits", TensorProto.FLOAT, [None, 2])
+    w = helper.make_tensor("w", TensorProto.FLOAT, [4, 2], np.arange(8, dtype=np.float32).tolist())
+    graph = helper.make_graph([helper.make_node("MatMul", ["x", "w"], ["logits"])], "g", [x], [y], [w])
+    src = tmp_path / "fp32.onnx"
+    onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)]), src)
+
+    root = logging.getLogger()
+    caplog.set_level(logging.INFO)
+    before = root.level
+    with quiet_ort_quantization():
+        assert root.level == before
+        logging.warning("caller's own root warning")
+        logging.getLogger("edgekit.elsewhere").info("another module's info")
+    prof = load_profile("raspberry-pi-4")
+    quantize("int8-dynamic", src, tmp_path / "int8.onnx", prof.quantization, None, "x")
+    assert root.level == before
+    messages = [r.getMessage() for r in caplog.records]
+    assert "caller's own root warning" in messages and "another module's info" in messages
+    assert not [r for r in caplog.records if "onnxruntime" in r.pathname and r.levelno < logging.ERROR]
+    assert (tmp_path / "int8.onnx").is_file()

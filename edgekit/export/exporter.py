@@ -1,0 +1,163 @@
+"""What a model kind supplies to the export skeleton (`edgekit.export.pipeline.export_model`).
+
+The skeleton runs the same steps for every kind (staging, ONNX, parity, quantize, op check, release gate,
+manifest, golden, seal, self-test, publish); a `ModelExporter` subclass says only what differs: how to load
+its model and held-out inputs, how to convert it to ONNX, how to score quality, and what its manifest and
+golden file hold. To add a kind: subclass `ModelExporter` and add it to `EXPORTERS` in pipeline.py.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import platform
+import re
+import subprocess
+from abc import ABC, abstractmethod
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, ClassVar
+
+import numpy as np
+
+from edgekit import __version__
+from edgekit.bench.machine import cpu_model
+from edgekit.bundle.manifest import Manifest
+from edgekit.export.gate import GateModel, QualityMetric
+from edgekit.profiles import TargetProfile
+from edgekit.run import RunFolder
+
+
+@dataclass
+class ExportOptions:
+    model: str = "student"
+    model_id: str | None = None
+    version: str = "1.0.0"
+    overwrite: bool = False
+    latency_runs: int = 500
+    extra_provenance: dict[str, Any] = field(default_factory=dict)
+
+
+class ModelExporter(ABC):
+    """One model kind's part of an export. Built from a validated run folder; loading the model and the
+    held-out inputs happens in `__init__`, so a bad run fails before anything is staged."""
+
+    kind: ClassVar[str]
+    # gated quality figure (key in the metrics dict, name in messages)
+    metric: ClassVar[QualityMetric]
+    # the graph input a calibrating quantizer feeds
+    input_name: ClassVar[str]
+    # provenance: which converter made the ONNX graph
+    converter: ClassVar[str]
+
+    def __init__(self, run: RunFolder, profile: TargetProfile, options: ExportOptions) -> None:
+        self.run, self.profile, self.options = run, profile, options
+
+    # --- naming -----------------------------------------------------------------------------------------
+    @property
+    @abstractmethod
+    def model_name(self) -> str:
+        """The exported model's name: in parity messages, the default model id and report.json's row."""
+
+    @property
+    def report_row(self) -> str:
+        """The report.json row holding the distilled model's figures."""
+        return self.model_name
+
+    @property
+    def parity_threshold(self) -> float | None:
+        """Decision threshold for parity agreement of a one-column score (None: argmax of class logits)."""
+        return None
+
+    # --- conversion and parity ----------------------------------------------------------------------------
+    @abstractmethod
+    def to_onnx(self, work: Path) -> Path:
+        """Write the FP32 ONNX graph (checked) under `work`; return its path."""
+
+    @abstractmethod
+    def torch_outputs(self) -> np.ndarray:
+        """The source model's raw outputs on the held-out inputs (the parity reference)."""
+
+    @abstractmethod
+    def onnx_outputs(self, model: Path) -> np.ndarray:
+        """The ONNX graph's raw outputs on the same held-out inputs."""
+
+    def calibration(self) -> np.ndarray | None:
+        """Normalized calibration inputs for a calibrating quantizer; None when the kind has none."""
+        return None
+
+    # --- bundle ------------------------------------------------------------------------------------------
+    @abstractmethod
+    def manifest_fields(self) -> dict[str, Any]:
+        """The kind's Manifest fields: kind, input, output, labels, threshold, window/normalization/text."""
+
+    @abstractmethod
+    def gate_model(self, bundle_dir: Path, manifest: Manifest) -> GateModel:
+        """The release gate's view of the model in `bundle_dir` (model.onnx beside `manifest`)."""
+
+    @abstractmethod
+    def finish(self, bundle: Path, manifest: Manifest, candidate: dict[str, Any]) -> None:
+        """After the gate passed: adjust the manifest or add files (`candidate`: the gated model's metrics)."""
+
+    @abstractmethod
+    def golden(self, bundle: Path, manifest: Manifest) -> dict[str, np.ndarray]:
+        """Golden arrays for the device self-test: the model's inputs and the bundle's `outputs` on them."""
+
+    def extra_metrics(self) -> dict[str, Any]:
+        """Kind-specific entries for manifest.metrics."""
+        return {}
+
+    @property
+    @abstractmethod
+    def provenance_files(self) -> list[Path]:
+        """Run files whose sha256 goes into the provenance."""
+
+    @property
+    def source_model(self) -> str:
+        return self.model_name
+
+
+def model_id_for(dataset: str, model: str) -> str:
+    base = Path(str(dataset or "model")).stem
+    return re.sub(r"[^a-z0-9]+", "-", f"{base}-{model}".lower()).strip("-")
+
+
+def source_commit() -> tuple[str | None, bool | None]:
+    """git commit of the edgekit source tree and whether it had uncommitted changes; None outside git."""
+    here = Path(__file__).resolve().parent
+    try:
+        head = subprocess.run(
+            ["git", "rev-parse", "HEAD"], cwd=here, capture_output=True, text=True, timeout=10, check=True
+        )
+        dirty = subprocess.run(
+            ["git", "status", "--porcelain"], cwd=here, capture_output=True, text=True, timeout=10, check=True
+        )
+    except (OSError, subprocess.SubprocessError):
+        return None, None
+    return head.stdout.strip() or None, bool(dirty.stdout.strip())
+
+
+def _sha256(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def provenance(run_dir: Path, files: list[Path], extra: dict[str, Any]) -> dict[str, Any]:
+    import onnx
+    import onnxruntime as ort
+    import torch
+
+    commit, dirty = source_commit()
+    return {
+        "source_commit": commit,
+        "source_dirty": dirty,
+        "run_dir": str(run_dir.resolve()),
+        "inputs_sha256": {f.name: _sha256(f) for f in files if f.is_file()},
+        "versions": {
+            "edgekit": __version__,
+            "torch": torch.__version__,
+            "onnx": onnx.__version__,
+            "onnxruntime": ort.__version__,
+            "python": platform.python_version(),
+        },
+        "export_host": {"machine": platform.machine(), "system": platform.system(), "processor": cpu_model()},
+        **extra,
+    }
