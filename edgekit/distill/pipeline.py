@@ -3,7 +3,6 @@ and write RUN_DIR. Each stage lives in its own module; this one wires them and w
 
 from __future__ import annotations
 
-import logging
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -23,8 +22,6 @@ from edgekit.models.registry import count_params
 from edgekit.run import ArchSpec, Normalization, RunWindows, SensorRun, save_windows, write_run
 
 __all__ = ["DistillConfig", "distill"]
-
-log = logging.getLogger(__name__)
 
 
 def _evaluate(p: Prepared, cfg: DistillConfig, res: dict[str, Any], out: Path) -> dict[str, Any]:

@@ -15,7 +15,6 @@ report.md.
 from __future__ import annotations
 
 import json
-import logging
 import time
 from dataclasses import asdict, replace
 from pathlib import Path
@@ -36,8 +35,6 @@ from edgekit.models.text import TextStudentConfig, fix_lengths, minilm_dir
 from edgekit.run import TextRun, write_run
 
 __all__ = ["TextDistillConfig", "distill_text"]
-
-log = logging.getLogger(__name__)
 
 
 def distill_text(cfg: TextDistillConfig) -> dict[str, Any]:
