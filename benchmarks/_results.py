@@ -14,14 +14,9 @@ HEADER = "# edgekit benchmark results\n\nEvery figure below was printed by the s
 
 
 def machine() -> str:
-    cpu = platform.processor() or platform.machine()
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
+    from edgekit.bench.machine import cpu_model
+
+    cpu = cpu_model()
     try:
         import onnxruntime
 

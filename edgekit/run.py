@@ -204,3 +204,37 @@ def load_windows(run_dir: str | Path, info: RunInfo | None = None) -> RunWindows
                 f"{path}: test windows have shape {windows.test_x.shape[1:]}, {RUN_FILE} says {want}"
             )
     return windows
+
+
+def write_text_eval(run_dir: str | Path, texts: list[str], labels: list[int]) -> Path:
+    """Write text_eval.jsonl: one {"text", "label"} object per held-out statement."""
+    path = Path(run_dir) / TEXT_EVAL_FILE
+    with path.open("w", encoding="utf-8") as fh:
+        for text, label in zip(texts, labels, strict=True):
+            fh.write(json.dumps({"text": text, "label": label}) + "\n")
+    return path
+
+
+def load_text_eval(run_dir: str | Path) -> tuple[list[str], np.ndarray]:
+    """text_eval.jsonl of a text run: held-out statements and their class indices."""
+    path = Path(run_dir) / TEXT_EVAL_FILE
+    texts, labels = [], []
+    try:
+        lines = path.read_text(encoding="utf-8").splitlines()
+    except FileNotFoundError:
+        raise DataError(
+            f"{path.parent}: no {path.name} (held-out texts are needed for the parity and release gates)"
+        ) from None
+    for n, line in enumerate(lines, 1):
+        if line.strip():
+            try:
+                row = json.loads(line)
+                texts.append(str(row["text"]))
+                labels.append(int(row["label"]))
+            except (json.JSONDecodeError, KeyError, TypeError, ValueError) as exc:
+                raise DataError(
+                    f'{path}:{n}: expected {{"text": ..., "label": class index}} ({exc})'
+                ) from None
+    if not texts:
+        raise DataError(f"{path}: no texts")
+    return texts, np.asarray(labels, dtype=np.int64)

@@ -18,9 +18,11 @@ from edgekit.run import (
     SensorRun,
     TextRun,
     load_run,
+    load_text_eval,
     load_windows,
     save_windows,
     write_run,
+    write_text_eval,
 )
 
 
@@ -193,3 +195,17 @@ def test_distill_writes_a_run_that_loads(sensor_run):
     w = folder.windows()
     assert w.test_x.shape[1:] == (folder.info.window, len(folder.info.channels))
     assert folder.checkpoint("student").is_file()
+
+
+def test_text_eval_round_trips_and_bad_lines_name_the_line(tmp_path):
+    write_text_eval(tmp_path, ["how are you", "what is a cpu"], [1, 0])
+    texts, labels = load_text_eval(tmp_path)
+    assert (
+        texts == ["how are you", "what is a cpu"] and labels.tolist() == [1, 0] and labels.dtype == np.int64
+    )
+    (tmp_path / "text_eval.jsonl").write_text('{"text": "a", "label": 0}\n{"text": "b"}\n')
+    with pytest.raises(DataError, match=r"text_eval\.jsonl:2: expected"):
+        load_text_eval(tmp_path)
+    (tmp_path / "text_eval.jsonl").unlink()
+    with pytest.raises(DataError, match=r"no text_eval\.jsonl"):
+        load_text_eval(tmp_path)

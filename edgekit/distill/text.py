@@ -14,7 +14,6 @@ report.md.
 
 from __future__ import annotations
 
-import json
 import time
 from dataclasses import asdict, replace
 from pathlib import Path
@@ -32,7 +31,7 @@ from edgekit.distill.text_train import fine_tune_teacher, train_students
 from edgekit.distill.text_transfer import SPLITS, build_transfer_set, encode, load_splits
 from edgekit.distill.train import predict, set_seed
 from edgekit.models.text import TextStudentConfig, fix_lengths, minilm_dir
-from edgekit.run import TextRun, write_run
+from edgekit.run import TextRun, write_run, write_text_eval
 
 __all__ = ["TextDistillConfig", "distill_text"]
 
@@ -121,9 +120,7 @@ def distill_text(cfg: TextDistillConfig) -> dict[str, Any]:
     lap("evaluate_s")
     report["timings"] = timings
 
-    with (out / "text_eval.jsonl").open("w", encoding="utf-8") as fh:
-        for text, lab in zip(sp.test.texts, sp.test.labels.tolist(), strict=True):
-            fh.write(json.dumps({"text": text, "label": lab}) + "\n")
+    write_text_eval(out, sp.test.texts, sp.test.labels.tolist())
     write_run(
         out,
         TextRun(

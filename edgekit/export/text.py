@@ -8,7 +8,6 @@ tokenizer, with tokenizer.json); text_eval.jsonl ({"text", "label"} per line).
 
 from __future__ import annotations
 
-import json
 import os
 import shutil
 from pathlib import Path
@@ -24,36 +23,13 @@ from edgekit.export.onnx import check_model
 from edgekit.export.package import golden_indices
 from edgekit.metrics import classification_metrics
 from edgekit.profiles import TargetProfile
-from edgekit.run import TEXT_EVAL_FILE, RunFolder, TextRun
+from edgekit.run import TEXT_EVAL_FILE, RunFolder, TextRun, load_text_eval
 from edgekit.runtime.engine import create_session
 
 TEXT_MODES = ("fp32", "int8-dynamic", "fp16")
 EXPORTER = "optimum.exporters.onnx.main_export (task text-classification)"
 # statements per onnxruntime / torch call when scoring the held-out texts
 BATCH = 256
-
-
-def read_texts(path: Path) -> tuple[list[str], np.ndarray]:
-    texts, labels = [], []
-    try:
-        lines = path.read_text(encoding="utf-8").splitlines()
-    except FileNotFoundError:
-        raise DataError(
-            f"{path.parent}: no {path.name} (held-out texts are needed for the parity and release gates)"
-        ) from None
-    for n, line in enumerate(lines, 1):
-        if line.strip():
-            try:
-                row = json.loads(line)
-                texts.append(str(row["text"]))
-                labels.append(int(row["label"]))
-            except (json.JSONDecodeError, KeyError, TypeError, ValueError) as exc:
-                raise DataError(
-                    f'{path}:{n}: expected {{"text": ..., "label": class index}} ({exc})'
-                ) from None
-    if not texts:
-        raise DataError(f"{path}: no texts")
-    return texts, np.asarray(labels, dtype=np.int64)
 
 
 def _run(sess: Any, feeds: dict[str, np.ndarray], batch: int = BATCH) -> np.ndarray:
@@ -86,7 +62,7 @@ class TextExporter(ModelExporter):
             raise DataError(
                 f"{self.student_dir}: no tokenizer.json (save the fast tokenizer with the student)"
             )
-        self.texts, self.y = read_texts(run.path / TEXT_EVAL_FILE)
+        self.texts, self.y = load_text_eval(run.path)
         tokenizer = AutoTokenizer.from_pretrained(self.student_dir)
         self.encoded = dict(
             tokenizer(
