@@ -89,7 +89,10 @@ def test_run_without_kind_is_a_sensor_run(tmp_path):
         (raw_sensor(kind="audio"), r"run\.json: field 'kind' is 'audio' \(expected sensor or text\)"),
         ({k: v for k, v in raw_sensor().items() if k != "window"}, r"run\.json: field 'window' is required"),
         (raw_sensor(window="64"), r"run\.json: field 'window' must be an integer; got '64'"),
-        (raw_sensor(score="sigmoid"), r"run\.json: field 'score' must be one of softmax or identity; got 'sigmoid'"),
+        (
+            raw_sensor(score="sigmoid"),
+            r"run\.json: field 'score' must be one of softmax or identity; got 'sigmoid'",
+        ),
         (
             raw_sensor(models={"student": {"kwargs": {}}}),
             r"run\.json: field 'models\.student\.arch' is required",

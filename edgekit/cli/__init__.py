@@ -7,15 +7,20 @@ and `edgekit bench` start on a device that has just the runtime extra.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import importlib
 import logging
 import sys
+from collections.abc import Mapping
+from typing import Any, TypeVar
 
 from edgekit import __version__
 from edgekit.errors import EdgekitError
 
 # Modules only `edgekit[train]` brings; a device installs `edgekit[runtime]` without them.
 TRAINING_MODULES = ("torch", "transformers", "optimum", "onnx", "onnxscript")
+
+T = TypeVar("T")
 
 # One module per pipeline stage; each defines register(subparsers).
 COMMAND_MODULES = ["distill", "profiles", "demo", "export", "bench", "serve"]
@@ -64,3 +69,26 @@ def main(argv: list[str] | None = None) -> int:
 
 def csv_list(text: str) -> list[str]:
     return [t.strip() for t in text.split(",") if t.strip()]
+
+
+def given_fields(
+    cls: type, args: argparse.Namespace, renames: Mapping[str, str] | None = None
+) -> dict[str, Any]:
+    """The flags given in `args` for dataclass `cls`'s fields, by field name: a flag counts as given when
+    its value is not None (so flags that a config file may also set default to None). `renames` maps a
+    field to a differently named flag destination."""
+    renames = renames or {}
+    out = {}
+    for f in dataclasses.fields(cls):
+        value = getattr(args, renames.get(f.name, f.name), None)
+        if value is not None:
+            out[f.name] = value
+    return out
+
+
+def options_from_args(
+    cls: type[T], args: argparse.Namespace, renames: Mapping[str, str] | None = None, **values: Any
+) -> T:
+    """Build dataclass `cls` from the flags in `args` by field name (plus `values`), instead of copying
+    flags into it one by one; fields whose flag was not given keep the dataclass default."""
+    return cls(**{**given_fields(cls, args, renames), **values})

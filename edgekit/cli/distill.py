@@ -1,30 +1,68 @@
 """`edgekit distill`: train a teacher (or read a black-box teacher's outputs) and distil a student.
 
-Sensor datasets and CSVs go to edgekit.distill.pipeline; text datasets to edgekit.distill.text."""
+Sensor datasets and CSVs go to edgekit.distill.pipeline; text datasets to edgekit.distill.text.
+Settings come from, highest first: flags given on the command line, the `--config` file, defaults.
+"""
 
 from __future__ import annotations
 
 import argparse
 
+from edgekit.distill.config import (
+    SENSOR_DATASETS,
+    TEXT_DATASETS,
+    TEXT_MAX_LENGTH,
+    TEXT_STUDENT_EPOCHS,
+    TEXT_TEACHER_EPOCHS,
+    DistillConfig,
+)
+
+# Flag destinations that only one kind uses; giving one to the other kind is an error.
+SENSOR_ONLY = (
+    "csv",
+    "label_column",
+    "timestamp_column",
+    "channels",
+    "window",
+    "hop",
+    "mode",
+    "teacher_outputs",
+)
+TEXT_ONLY = ("max_length", "min_class_size", "student_init")
+TEXT_RENAMES = {"max_statements": "max_rows"}
+
 
 def register(sub: argparse._SubParsersAction) -> None:
     from edgekit.cli import csv_list
+    from edgekit.data.text import MIN_CLASS_SIZE
 
+    d = DistillConfig(out="")  # defaults quoted in the help
     p = sub.add_parser(
         "distill",
         help="train teacher and distilled student on sensor or text data; write RUN_DIR with report",
+        description="Precedence: flags given on the command line override the --config file, which "
+        "overrides the defaults. Every run writes its effective config to RUN_DIR/config.yaml; "
+        "`edgekit distill --config RUN_DIR/config.yaml --out NEW_DIR` repeats it.",
+    )
+    p.add_argument(
+        "--config",
+        metavar="RUN.yaml",
+        help="settings file: any field of DistillConfig (sensor) or TextDistillConfig (text), e.g. an "
+        "earlier run's RUN_DIR/config.yaml; flags given here override its values",
     )
     src = p.add_argument_group("data (one of --dataset / --csv)")
     src.add_argument(
         "--dataset",
-        choices=["shuttle", "mitdb", "daphnet", *TEXT_DATASETS],
+        choices=[*SENSOR_DATASETS, *TEXT_DATASETS],
         help="a real dataset shipped in a package (chatterbot: text)",
     )
     src.add_argument(
-        "--csv", help="your own CSV: one column per channel, optional timestamp and 0/1 label columns"
+        "--csv",
+        help="your own CSV: one column per channel, optional timestamp and 0/1 label columns; without "
+        "--channels, a column that looks like a time or a label must be named with the flags below",
     )
-    src.add_argument("--label-column")
-    src.add_argument("--timestamp-column")
+    src.add_argument("--label-column", help="the 0/1 label column (never a model input)")
+    src.add_argument("--timestamp-column", help="unix seconds or ISO 8601 times; rows are sorted by it")
     src.add_argument(
         "--channels", type=csv_list, help="comma-separated channel columns (default: all others)"
     )
@@ -39,113 +77,82 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument(
         "--teacher-outputs", help="black-box KD: JSONL/CSV of a teacher's probabilities or labels per row"
     )
-    p.add_argument("--temperature", type=float, default=4.0, help="KD temperature T (default 4)")
-    p.add_argument("--alpha", type=float, default=0.5, help="weight of the hard-label loss (default 0.5)")
+    p.add_argument("--temperature", type=float, help=f"KD temperature T (default {d.temperature:g})")
+    p.add_argument("--alpha", type=float, help=f"weight of the hard-label loss (default {d.alpha:g})")
     p.add_argument(
-        "--false-alarm-rate", type=float, default=0.01, help="label-free threshold target on validation"
+        "--false-alarm-rate",
+        type=float,
+        help=f"label-free threshold target on validation (default {d.false_alarm_rate:g})",
     )
-    p.add_argument("--teacher-epochs", type=int, help="default 40 (sensor), 6 (text)")
-    p.add_argument("--student-epochs", type=int, help="default 60 (sensor), 40 (text)")
+    p.add_argument(
+        "--teacher-epochs",
+        type=int,
+        help=f"default {d.teacher_epochs} (sensor), {TEXT_TEACHER_EPOCHS} (text)",
+    )
+    p.add_argument(
+        "--student-epochs",
+        type=int,
+        help=f"default {d.student_epochs} (sensor), {TEXT_STUDENT_EPOCHS} (text)",
+    )
     txt = p.add_argument_group("text datasets")
     txt.add_argument(
-        "--max-length", type=int, default=32, help="tokens per statement, truncated/padded (default 32)"
+        "--max-length",
+        type=int,
+        help=f"tokens per statement, truncated/padded (default {TEXT_MAX_LENGTH})",
     )
     txt.add_argument(
         "--min-class-size",
         type=int,
-        help="categories with fewer distinct statements merge into 'other' (default 150)",
+        help=f"categories with fewer distinct statements merge into 'other' (default {MIN_CLASS_SIZE})",
     )
     txt.add_argument(
         "--student-init",
         choices=["teacher", "random"],
-        default="teacher",
-        help="student embeddings: projected from the teacher's, or random",
+        help="student embeddings: projected from the teacher's (default), or random",
     )
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--out", required=True, help="RUN_DIR to write")
+    p.add_argument("--seed", type=int, help=f"default {d.seed}")
+    p.add_argument("--out", help="RUN_DIR to write (required unless the --config file sets 'out')")
     p.set_defaults(handler=run)
 
 
-# Text datasets; kept here (not imported from edgekit.distill.text) so parsing flags imports no torch.
-TEXT_DATASETS = ("chatterbot",)
-SENSOR_ONLY = (
-    "csv",
-    "label_column",
-    "timestamp_column",
-    "channels",
-    "window",
-    "hop",
-    "mode",
-    "teacher_outputs",
-)
+def _refuse(args: argparse.Namespace, dests: tuple[str, ...], why: str) -> None:
+    from edgekit.errors import ConfigError
+
+    given = [f"--{k.replace('_', '-')}" for k in dests if getattr(args, k) is not None]
+    if given:
+        raise ConfigError(f"{', '.join(given)}: {why}")
 
 
 def run(args: argparse.Namespace) -> int:
-    from edgekit.errors import ConfigError
+    from edgekit.cli import given_fields
+    from edgekit.distill.config import build_config, is_text, read_config_file
 
-    if not 0.0 <= args.alpha <= 1.0:
-        raise ConfigError(f"--alpha must be in [0, 1], got {args.alpha}")
-    if args.temperature <= 0:
-        raise ConfigError(f"--temperature must be > 0, got {args.temperature}")
-    if args.dataset in TEXT_DATASETS:
-        return run_text(args)
-    from edgekit.distill.pipeline import DistillConfig, distill
+    data = read_config_file(args.config)
+    where = args.config or "flags"
+    dataset = args.dataset or data.get("dataset")
+    if is_text(dataset):
+        _refuse(args, SENSOR_ONLY, f"not used with the text dataset {dataset}")
+        from edgekit.distill.text import TextDistillConfig, distill_text
 
-    epochs = {
-        k: v
-        for k, v in (("teacher_epochs", args.teacher_epochs), ("student_epochs", args.student_epochs))
-        if v is not None
-    }
-    cfg = DistillConfig(
-        out=args.out,
-        dataset=args.dataset,
-        csv=args.csv,
-        label_column=args.label_column,
-        timestamp_column=args.timestamp_column,
-        channels=args.channels,
-        window=args.window,
-        hop=args.hop,
-        mode=args.mode,
-        teacher_outputs=args.teacher_outputs,
-        temperature=args.temperature,
-        alpha=args.alpha,
-        false_alarm_rate=args.false_alarm_rate,
-        seed=args.seed,
-        max_rows=args.max_rows,
-        **epochs,
+        cfg = build_config(
+            TextDistillConfig, data, where, given_fields(TextDistillConfig, args, TEXT_RENAMES)
+        )
+        report = distill_text(cfg)
+        print(report["table"])
+        print(
+            f"\nwrote {cfg.out}/run.json, config.yaml, report.json, report.md, text_eval.jsonl, "
+            "teacher_hf/ and student_hf/"
+        )
+        return 0
+    _refuse(
+        args,
+        TEXT_ONLY,
+        f"only used with the text dataset{'s' * (len(TEXT_DATASETS) > 1)} {', '.join(TEXT_DATASETS)}",
     )
+    cfg = build_config(DistillConfig, data, where, given_fields(DistillConfig, args))
+    from edgekit.distill.pipeline import distill
+
     report = distill(cfg)
     print(report["table"])
-    print(f"\nwrote {args.out}/report.json, report.md and checkpoints")
-    return 0
-
-
-def run_text(args: argparse.Namespace) -> int:
-    from edgekit.distill.text import TextDistillConfig, distill_text
-    from edgekit.errors import ConfigError
-
-    given = [f"--{k.replace('_', '-')}" for k in SENSOR_ONLY if getattr(args, k) is not None]
-    if given:
-        raise ConfigError(f"{', '.join(given)}: not used with the text dataset {args.dataset}")
-    opts = {
-        "teacher_epochs": args.teacher_epochs,
-        "student_epochs": args.student_epochs,
-        "min_class_size": args.min_class_size,
-        "max_statements": args.max_rows,
-    }
-    cfg = TextDistillConfig(
-        out=args.out,
-        dataset=args.dataset,
-        max_length=args.max_length,
-        temperature=args.temperature,
-        alpha=args.alpha,
-        student_init=args.student_init,
-        seed=args.seed,
-        **{k: v for k, v in opts.items() if v is not None},
-    )
-    report = distill_text(cfg)
-    print(report["table"])
-    print(
-        f"\nwrote {args.out}/run.json, report.json, report.md, text_eval.jsonl, teacher_hf/ and student_hf/"
-    )
+    print(f"\nwrote {cfg.out}/report.json, report.md, config.yaml and checkpoints")
     return 0

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import math
+import re
 from collections.abc import Sequence
 from datetime import datetime
 from pathlib import Path
@@ -14,6 +15,28 @@ from edgekit.data.table import SensorTable
 from edgekit.errors import DataError
 
 MIN_ROWS = 32
+# Column names that say "this is the answer, not a reading" (matched as whole words of the name).
+LABEL_WORDS = frozenset(
+    [
+        "label",
+        "labels",
+        "anomaly",
+        "anomalies",
+        "anomalous",
+        "fault",
+        "faults",
+        "faulty",
+        "failure",
+        "class",
+        "target",
+        "outlier",
+        "outliers",
+    ]
+)
+LABEL_NAMES = frozenset({"y", "gt", "ground_truth"})  # matched as the whole name only
+MAX_LABEL_VALUES = 10
+# Unix times between 2000-01-01 and 2100-01-01, in seconds or milliseconds.
+UNIX_RANGES = ((946_684_800.0, 4_102_444_800.0), (946_684_800e3, 4_102_444_800e3))
 
 
 def _parse_time(text: str, path: Path, row: int, column: str) -> float:
@@ -29,6 +52,79 @@ def _parse_time(text: str, path: Path, row: int, column: str) -> float:
         ) from None
 
 
+def _is_iso_time(text: str) -> bool:
+    try:
+        float(text)
+        return False
+    except ValueError:
+        pass
+    try:
+        datetime.fromisoformat(text.strip())
+    except ValueError:
+        return False
+    return True
+
+
+def _label_like_name(name: str) -> bool:
+    low = name.strip().lower()
+    return low in LABEL_NAMES or bool(LABEL_WORDS & set(re.split(r"[^a-z0-9]+", low)))
+
+
+def _suspect(name: str, cells: list[str], want_time: bool, want_label: bool) -> str | None:
+    """Why a column chosen as a model input looks like a time or a label column, or None."""
+    cells = [c.strip() for c in cells if c.strip()]
+    if not cells:
+        return None
+    if want_time and _is_iso_time(cells[0]):
+        return f"column '{name}' looks like timestamps (ISO 8601 times)"
+    try:
+        v = np.array([float(c) for c in cells], dtype=np.float64)
+    except ValueError:
+        return None
+    if not np.isfinite(v).all():
+        return None
+    if want_time and len(v) > 1:
+        d = np.diff(v)
+        if (d > 0).all():
+            return f"column '{name}' looks like timestamps (strictly increasing)"
+        if (d >= 0).all() and any(lo <= v.min() and v.max() <= hi for lo, hi in UNIX_RANGES):
+            return f"column '{name}' looks like timestamps (unix times)"
+    if want_label and _label_like_name(name) and (v == np.round(v)).all():
+        distinct = np.unique(v)
+        if len(distinct) <= MAX_LABEL_VALUES:
+            values = "/".join(f"{x:g}" for x in distinct)
+            return f"column '{name}' looks like a label (values {values})"
+    return None
+
+
+def _refuse_suspects(
+    path: Path,
+    header: list[str],
+    rows: list[list[str]],
+    chan_idx: list[int],
+    want_time: bool,
+    want_label: bool,
+) -> None:
+    """Refuse a CSV whose default inputs (every other column) include a time or a label column: the
+    model would learn from the clock or the answer. One line naming them and the flags to pass."""
+    found = []
+    for i in chan_idx:
+        why = _suspect(header[i], [r[i] if i < len(r) else "" for r in rows], want_time, want_label)
+        if why:
+            found.append((header[i], why))
+    if not found:
+        return
+    flags = {}  # one flag per kind; further suspects are for --channels to leave out
+    for name, why in found:
+        flags.setdefault("--timestamp-column" if "timestamps" in why else "--label-column", name)
+    raise DataError(
+        f"{path}: {'; '.join(why for _n, why in found)}; pass "
+        + " ".join(f"{flag} {name}" for flag, name in flags.items())
+        + ", "
+        "or name the model's input columns with --channels"
+    )
+
+
 def load_csv(
     path: str | Path,
     label_column: str | None = None,
@@ -38,7 +134,9 @@ def load_csv(
     min_rows: int = MIN_ROWS,
 ) -> SensorTable:
     """Read a sensor CSV. Short gaps (<= `max_nan_run` empty/NaN cells) are filled with the last value;
-    longer ones are an error, since filling them would invent data."""
+    longer ones are an error, since filling them would invent data. Without `channels`, every other
+    column is an input, so a time-like column (when no `timestamp_column` is named) or a label-like
+    column (when no `label_column` is named) is refused rather than silently learnt from."""
     path = Path(path)
     if not path.is_file():
         raise DataError(f"{path}: no such file")
@@ -69,6 +167,8 @@ def load_csv(
     if len(rows) < min_rows:
         raise DataError(f"{path}: {len(rows)} data rows; at least {min_rows} are needed")
 
+    # which columns to screen for a time or a label slipped in among the inputs
+    screen = (timestamp_column is None, label_column is None) if not channels else (False, False)
     values = np.empty((len(rows), len(chan_idx)), dtype=np.float32)
     labels = np.zeros(len(rows), dtype=np.int64) if label_idx is not None else None
     stamps = np.empty(len(rows), dtype=np.float64) if ts_idx is not None else None
@@ -84,6 +184,8 @@ def load_csv(
             try:
                 values[r, j] = float(cell)
             except ValueError:
+                if screen[0] and _is_iso_time(cell):
+                    _refuse_suspects(path, header, rows, chan_idx, *screen)
                 raise DataError(
                     f"{path}: row {line}, column '{names[j]}': {cell!r} is not a number"
                 ) from None
@@ -101,6 +203,8 @@ def load_csv(
         if stamps is not None:
             stamps[r] = _parse_time(row[ts_idx], path, line, timestamp_column)
 
+    if any(screen):
+        _refuse_suspects(path, header, rows, chan_idx, *screen)
     _fill_short_gaps(values, names, path, max_nan_run)
     ordered = True
     if stamps is not None:

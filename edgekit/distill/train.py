@@ -6,24 +6,15 @@ import copy
 import os
 import random
 from collections.abc import Callable
-from dataclasses import dataclass
 
 import numpy as np
 import torch
 from torch import nn
 from tqdm.auto import tqdm
 
+from edgekit.distill.config import TrainConfig
+
 StepLoss = Callable[[nn.Module, torch.Tensor, torch.Tensor], torch.Tensor]
-
-
-@dataclass
-class TrainConfig:
-    epochs: int = 40
-    batch_size: int = 256
-    lr: float = 2e-3
-    weight_decay: float = 1e-4
-    patience: int = 6
-    seed: int = 0
 
 
 def set_seed(seed: int) -> None:

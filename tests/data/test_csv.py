@@ -83,3 +83,73 @@ def test_label_must_be_binary(tmp_path):
 def test_missing_file(tmp_path):
     with pytest.raises(DataError, match="no such file"):
         load_csv(tmp_path / "nope.csv")
+
+
+def _plant_csv(tmp_path, time_cells, label_name="fault", rows=60):
+    """A real plant CSV: a time column, two sensor channels, a 0/1 valve channel and a label."""
+    lines = [f"time,temp,vib,valve,{label_name}"]
+    for i in range(rows):
+        lines.append(f"{time_cells(i)},{20 + (i * 7) % 5},{(i * 3) % 11 / 10},{i % 2},{int(i % 13 == 0)}")
+    return _write(tmp_path, "\n".join(lines) + "\n", "plant.csv")
+
+
+TIMES = {
+    "iso": (lambda i: f"2024-03-01T00:{i // 60:02d}:{i % 60:02d}", "ISO 8601 times"),
+    "unix": (lambda i: str(1_700_000_000 + i // 2), "unix times"),  # two readings per second
+    "index": (lambda i: str(i), "strictly increasing"),
+}
+
+
+@pytest.mark.parametrize("kind", sorted(TIMES))
+def test_time_and_label_columns_are_not_silently_model_inputs(tmp_path, kind):
+    cells, why = TIMES[kind]
+    p = _plant_csv(tmp_path, cells)
+    with pytest.raises(DataError) as err:
+        load_csv(p)
+    msg = str(err.value)
+    assert f"column 'time' looks like timestamps ({why})" in msg
+    assert "column 'fault' looks like a label (values 0/1)" in msg
+    assert "--timestamp-column time --label-column fault" in msg and "--channels" in msg
+    assert "valve" not in msg  # a 0/1 channel not named like a label is a reading
+    # each flag lifts its half of the refusal; --channels lifts both
+    with pytest.raises(DataError, match="column 'fault' looks like a label") as err:
+        load_csv(p, timestamp_column="time")
+    assert "timestamps" not in str(err.value)
+    with pytest.raises(DataError, match="column 'time' looks like timestamps"):
+        load_csv(p, label_column="fault")
+    t = load_csv(p, label_column="fault", timestamp_column="time")
+    assert t.channels == ["temp", "vib", "valve"] and t.labels.sum() == 5
+    assert load_csv(p, channels=["temp", "vib"]).channels == ["temp", "vib"]
+
+
+@pytest.mark.parametrize("name", ["label", "is_anomaly", "y", "Target", "class_id"])
+def test_label_named_few_valued_columns_are_refused(tmp_path, name):
+    p = _plant_csv(tmp_path, lambda i: str(i), label_name=name)
+    with pytest.raises(DataError, match=f"column '{name}' looks like a label"):
+        load_csv(p, timestamp_column="time")
+
+
+def test_plain_sensor_csv_without_time_or_label_is_accepted(tmp_path):
+    lines = ["temp,vib_y,valve"] + [f"{20 + (i * 7) % 5},{(i * 3) % 11},{i % 2}" for i in range(40)]
+    t = load_csv(_write(tmp_path, "\n".join(lines)))
+    assert t.channels == ["temp", "vib_y", "valve"]
+
+
+@pytest.mark.parametrize("kind", sorted(TIMES))
+def test_cli_refuses_csv_with_time_and_label_inputs_in_one_line(tmp_path, kind):
+    import subprocess
+    import sys
+
+    p = _plant_csv(tmp_path, TIMES[kind][0])
+    proc = subprocess.run(
+        [sys.executable, "-m", "edgekit", "distill", "--csv", str(p), "--out", str(tmp_path / "o")],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert proc.returncode == 2
+    err = proc.stderr.strip()
+    assert len(err.splitlines()) == 1 and "Traceback" not in err, err
+    assert "'time' looks like timestamps" in err and "'fault' looks like a label" in err
+    assert "--timestamp-column time --label-column fault" in err
+    assert not (tmp_path / "o").exists()

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 import torch
 
-from edgekit.distill.text_report import escalation_threshold, escalation_view
+from edgekit.distill.escalation import escalation_threshold, escalation_view
 from edgekit.metrics import classification_metrics, macro_f1
 
 
@@ -133,7 +133,7 @@ def test_cli_rejects_sensor_flags_for_text(tmp_path, capsys):
 
 
 def test_augment_ids_deletes_and_masks_only_unprotected_tokens():
-    from edgekit.distill.text import augment_ids
+    from edgekit.distill.text_transfer import augment_ids
 
     ids = torch.tensor([[101, 5, 6, 7, 8, 102, 0, 0]] * 50)
     out = augment_ids(
@@ -148,3 +148,17 @@ def test_augment_ids_deletes_and_masks_only_unprotected_tokens():
         assert kept == sorted(kept)  # survivors keep their order
     assert (out == 103).any() and (out == 0).sum() > ids.shape[0] * 2 * 2  # some masked, some deleted
     assert torch.equal(out, augment_ids(ids, 2, [0, 101, 102], 103, 0, 0.3, 0.3, seed=0))
+
+
+def test_run_dir_config_repeats_the_text_run(text_run):
+    """RUN_DIR/config.yaml holds the effective settings (the student shape filled in) and loads back."""
+    from edgekit.distill.config import CONFIG_FILE, build_config, read_config_file
+    from edgekit.distill.text_config import TextDistillConfig
+    from edgekit.models.text import TextStudentConfig
+
+    out, _report = text_run
+    path = out / CONFIG_FILE
+    data = read_config_file(path)
+    assert "out" not in data and data["max_statements"] == 600 and data["teacher_layers"] == 1
+    cfg = build_config(TextDistillConfig, data, str(path), {"out": str(out / "again")})
+    assert cfg.student == TextStudentConfig() and cfg.max_length == 16 and cfg.bootstrap == 50
