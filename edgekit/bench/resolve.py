@@ -12,8 +12,8 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
+import edgekit.bench.latency as latency
 from edgekit import __version__
-from edgekit.bench import latency
 from edgekit.bench.machine import host_arch
 from edgekit.bundle.manifest import Manifest
 from edgekit.errors import ConfigError

@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from edgekit.bench import latency
+import edgekit.bench.latency as latency
 from edgekit.bench.machine import machine_info
 from edgekit.bench.report import write_report
 from edgekit.bench.resolve import mark_host, report_header, resolve_budget, resolve_profile

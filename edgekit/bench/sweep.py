@@ -15,7 +15,7 @@ from typing import Any
 
 import numpy as np
 
-from edgekit.bench import latency
+import edgekit.bench.latency as latency
 from edgekit.bench.traffic import Traffic
 
 log = logging.getLogger(__name__)

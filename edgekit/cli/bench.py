@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import argparse
-import dataclasses
-from typing import Any, TypeVar
+from typing import TypeVar
+
+from edgekit.cli import options_from_args
 
 T = TypeVar("T")
 
@@ -82,12 +83,6 @@ def _default_out(bundle: str, tag: str = "") -> str:
     return str(Path("runs/bench") / f"{name}{tag}-{time.strftime('%Y%m%d-%H%M%S')}")
 
 
-def _config(cls: type[T], args: argparse.Namespace, **fields: Any) -> T:
-    """`cls` filled from the flags of the same name, then from `fields`."""
-    names = {f.name for f in dataclasses.fields(cls)}  # type: ignore[arg-type]
-    return cls(**{**{k: v for k, v in vars(args).items() if k in names}, **fields})
-
-
 def _finish(report: dict, out: str) -> int:
     from edgekit.bench import EXIT_BUDGET_FAIL, format_table
 
@@ -102,7 +97,7 @@ def run(args: argparse.Namespace) -> int:
     if args.e2e:
         return run_e2e_cli(args)
     out = args.out or _default_out(args.bundle)
-    cfg = _config(BenchConfig, args, duration_s=args.duration, out=out, plots=not args.no_plots)
+    cfg = options_from_args(BenchConfig, args, duration_s=args.duration, out=out, plots=not args.no_plots)
     return _finish(run_bench(cfg, echo=print), out)
 
 
@@ -113,7 +108,7 @@ def run_e2e_cli(args: argparse.Namespace) -> int:
     if args.compare or args.runs:
         raise ConfigError("--compare and --runs are for model-only runs; leave them out with --e2e")
     out = args.out or _default_out(args.bundle, "-e2e")
-    cfg = _config(
+    cfg = options_from_args(
         E2EConfig,
         args,
         duration_s=args.duration or 3.0,

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import argparse
 
+from edgekit.cli import options_from_args
 from edgekit.runtime.unpack import MIB, UnpackLimits  # stdlib only: cheap to import for --help
 
 UNPACK_DEFAULT_MB = UnpackLimits().max_bytes // MIB
@@ -105,13 +106,7 @@ def run_export(args: argparse.Namespace) -> int:
     from edgekit.export.package import tarball_path
     from edgekit.export.pipeline import ExportOptions, export_run
 
-    opts = ExportOptions(
-        model=args.model,
-        model_id=args.model_id,
-        version=args.model_version,
-        overwrite=args.overwrite,
-        latency_runs=args.latency_runs,
-    )
+    opts = options_from_args(ExportOptions, args, renames={"version": "model_version"})
     out = export_run(args.run_dir, args.profile, args.out, key=args.key, options=opts)
     m = Manifest.load(out)
     gate, test = m.metrics["gate"], m.metrics["test"]

@@ -5,6 +5,8 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from edgekit.cli import options_from_args
+
 
 def _add_connection_flags(p: argparse.ArgumentParser) -> None:
     p.add_argument(
@@ -99,34 +101,14 @@ def run_serve(args: argparse.Namespace) -> int:
             password = Path(args.password_file).read_text(encoding="utf-8").strip()
         except OSError as exc:
             raise ConfigError(f"--password-file {args.password_file}: {exc.strerror or exc}") from None
-    client = ClientOptions(
-        url=args.broker,
-        client_id=args.client_id,
-        username=args.username,
+    client = options_from_args(
+        ClientOptions,
+        args,
+        renames={"url": "broker", "nodelay": "tcp_nodelay"},
         password=password,
-        ca=args.ca,
-        cert=args.cert,
-        key_file=args.key_file,
         protocol=5 if args.mqtt_version == "5" else 311,
-        nodelay=args.tcp_nodelay,
     )
-    cfg = DaemonConfig(
-        bundle=args.bundle,
-        client=client,
-        device=args.device,
-        profile=args.profile,
-        pubkey=args.pubkey,
-        allow_downgrade=args.allow_downgrade,
-        share_group=args.share_group,
-        partition=args.partition,
-        metrics_port=args.metrics_port,
-        metrics_host=args.metrics_host,
-        threshold=args.threshold,
-        publish_scores=args.publish_scores,
-        gap_factor=args.gap_factor,
-        max_streams=args.max_streams,
-        heartbeat_s=args.heartbeat_s,
-    )
+    cfg = options_from_args(DaemonConfig, args, client=client)
     return serve(cfg)
 
 

@@ -1,5 +1,6 @@
-"""Layering of the export side: no import circle through export, models, run or metrics (every import
-counted, also those inside functions), and exporting pulls in no distillation code."""
+"""Layering of the whole package (every import counted, also those inside functions): no import circle
+anywhere in edgekit; the device side (runtime, bundle) reaches no training, data or bench module; exporting
+pulls in no distillation code."""
 
 from __future__ import annotations
 
@@ -76,6 +77,36 @@ def test_no_import_circle_through_export_models_run_or_metrics():
     assert "edgekit.export.pipeline" in graph and "edgekit.models.registry" in graph
     bad = [c for c in cycles(graph) if any(m.startswith(CHECKED) for m in c)]
     assert bad == []
+
+
+def test_no_import_circle_anywhere():
+    graph = module_graph()
+    assert "edgekit.bench.e2e" in graph and "edgekit.runtime.daemon" in graph
+    assert cycles(graph) == []
+
+
+DEVICE_SIDE = ("edgekit.runtime", "edgekit.bundle")
+NOT_ON_DEVICE = (
+    "edgekit.export",
+    "edgekit.distill",
+    "edgekit.models",
+    "edgekit.bench",
+    "edgekit.data",
+    "edgekit.demo",
+)
+
+
+def test_device_side_reaches_no_training_or_bench_module():
+    """Transitively: what edgekit.runtime/bundle import, and what that imports, stays on the device side."""
+    graph = module_graph()
+    for start in (m for m in graph if m.startswith(DEVICE_SIDE)):
+        seen, todo = set(), [start]
+        while todo:
+            for nxt in graph[todo.pop()]:
+                if nxt not in seen:
+                    seen.add(nxt)
+                    todo.append(nxt)
+        assert not [m for m in seen if m.startswith(NOT_ON_DEVICE)], start
 
 
 def test_cycle_finder_finds_a_circle():
