@@ -12,6 +12,7 @@ import os
 import socket
 import ssl
 import threading
+import unicodedata
 import zlib
 from dataclasses import dataclass
 from urllib.parse import unquote, urlsplit
@@ -62,8 +63,14 @@ def parse_broker_url(url: str) -> BrokerAddress:
 
 
 def check_topic_level(value: str, what: str) -> str:
-    if not value or any(c in value for c in "/+#\0"):
-        raise ConfigError(f"{what} {value!r} must be a non-empty MQTT topic level without / + # characters")
+    # Control characters are legal UTF-8 but MQTT says topics SHOULD NOT carry them, and mosquitto drops
+    # the connection over them: a daemon would reconnect forever instead of failing once at start.
+    if not value or any(c in value for c in "/+#") or any(unicodedata.category(c) == "Cc" for c in value):
+        raise ConfigError(
+            f"{what} {value!r} must be a non-empty MQTT topic level without / + # or control characters"
+        )
+    if len(value.encode("utf-8")) > 1024:
+        raise ConfigError(f"{what} is {len(value.encode('utf-8'))} bytes long; at most 1024 are allowed")
     return value
 
 

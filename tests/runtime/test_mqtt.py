@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import socket
+import subprocess
+import sys
 import threading
 
 import pytest
@@ -78,3 +80,19 @@ def test_client_sets_tcp_nodelay_on_its_socket(broker):
     finally:
         client.disconnect()
         client.loop_stop()
+
+
+@pytest.mark.parametrize("device", ["a\nb", "tab\there", "nul\0", "del\x7f", "c1\x85", "x" * 1025])
+def test_device_ids_mosquitto_would_refuse_fail_at_start(device):
+    """Before: a newline passed and mosquitto then dropped the daemon's connection again and again."""
+    with pytest.raises(ConfigError, match="device id"):
+        Topics(MQTTTopics(), device)
+
+
+def test_serve_refuses_a_control_character_device_id_in_one_line(sensor_bundle):
+    cmd = [sys.executable, "-m", "edgekit", "serve", "--bundle", str(sensor_bundle), "--device", "pump\n1"]
+    proc = subprocess.run(
+        [*cmd, "--broker", "mqtt://127.0.0.1:1"], capture_output=True, text=True, timeout=120
+    )
+    assert proc.returncode == 2 and "Traceback" not in proc.stderr
+    assert len(proc.stderr.strip().splitlines()) == 1 and "control characters" in proc.stderr
