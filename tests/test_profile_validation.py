@@ -35,7 +35,7 @@ BAD = [
     ("latency: {budget_ms: .nan}", "latency.budget_ms", "nan"),
     ("latency: {percentile: p42}", "latency.percentile", "'p42'"),
     ("gate: {max_f1_drop: 2}", "gate.max_f1_drop", "2"),
-    ("gate: {parity_atol: 0}", "gate.parity_atol", "0"),
+    ("gate: {parity_atol: -0.1}", "gate.parity_atol", "-0.1"),
     ("gate: {require_quantized_faster: 3}", "gate.require_quantized_faster", "3"),
     ("mqtt: {sensors: 'edgekit/{device}/{sensor}'}", "mqtt.sensors", "{sensor}"),
     ("mqtt: {sensors: 'edgekit/{device}/data'}", "mqtt.sensors", "'edgekit/{device}/data'"),

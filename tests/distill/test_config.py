@@ -62,7 +62,7 @@ def test_flags_override_the_config_file(tmp_path):
 @pytest.mark.parametrize(
     ("settings", "flags", "message"),
     [
-        ({"alpha": "high"}, [], "run.yaml: field 'alpha' must be a number, got 'high'"),
+        ({"alpha": "high"}, [], "run.yaml: field 'alpha' must be a number; got 'high'"),
         ({"alpha": 2}, [], "run.yaml: field 'alpha' must be in [0, 1], got 2.0"),
         ({"alpha": 0.3}, ["--alpha", "2"], "--alpha must be in [0, 1], got 2.0"),
         ({"temperature": 0}, [], "run.yaml: field 'temperature' must be > 0, got 0.0"),
@@ -70,9 +70,9 @@ def test_flags_override_the_config_file(tmp_path):
         (
             {"mode": "weird"},
             [],
-            "run.yaml: field 'mode' must be one of supervised, unsupervised; got 'weird'",
+            "run.yaml: field 'mode' must be one of supervised or unsupervised; got 'weird'",
         ),
-        ({"train": {"lr": "fast"}}, [], "run.yaml: field 'train.lr' must be a number, got 'fast'"),
+        ({"train": {"lr": "fast"}}, [], "run.yaml: field 'train.lr' must be a number; got 'fast'"),
         ({}, [], "no output folder (give --out"),
     ],
 )
