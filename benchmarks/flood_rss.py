@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import subprocess
 import sys
 import tempfile
 import time
@@ -25,8 +24,8 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import paho.mqtt.client as mqtt
 from _results import write_section
-from paho.mqtt.enums import CallbackAPIVersion
 
+from edgekit.bench.rig import DaemonProcess, mqtt_client
 from edgekit.broker import Broker
 from edgekit.profiles import TargetProfile
 
@@ -45,9 +44,7 @@ def proc_status(pid: int) -> dict[str, int]:
 
 
 def client(port: int) -> mqtt.Client:
-    c = mqtt.Client(CallbackAPIVersion.VERSION2, protocol=mqtt.MQTTv5)
-    c.max_inflight_messages_set(INFLIGHT)
-    c.connect("127.0.0.1", port)
+    c = mqtt_client("127.0.0.1", port, max_inflight=INFLIGHT)
     c.loop_start()
     return c
 
@@ -55,23 +52,22 @@ def client(port: int) -> mqtt.Client:
 def flood(bundle: Path, profile_yaml: str | None, seconds: float, payload_kb: int) -> dict:
     """One daemon under one flood; returns its memory and counters."""
     with Broker() as broker, tempfile.TemporaryDirectory(prefix="edgekit-flood-") as work:
-        cmd = [sys.executable, "-m", "edgekit", "serve", "--bundle", str(bundle), "--broker", broker.url]
-        cmd += ["--device", DEVICE, "--heartbeat-s", "0.5"]
+        args = ["--heartbeat-s", "0.5"]
         if profile_yaml is not None:
             prof = Path(work) / "flood.yaml"
             prof.write_text(profile_yaml)
-            cmd += ["--profile", str(prof)]
+            args += ["--profile", str(prof)]
         beats: list[dict] = []
         watch = client(broker.port)
         watch.on_message = lambda _c, _u, m: beats.append(json.loads(m.payload))
         watch.subscribe(f"edgekit/{DEVICE}/heartbeat", 0)
-        daemon = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+        daemon = DaemonProcess(bundle, broker.url, DEVICE, args).start()  # returns once it is online
         try:
             deadline = time.monotonic() + 60
             while not beats and time.monotonic() < deadline:
                 time.sleep(0.1)
             if not beats:
-                raise SystemExit("the daemon did not start: " + daemon.stderr.read().decode()[-2000:])  # type: ignore[union-attr]
+                raise SystemExit("the daemon sent no heartbeat: " + daemon.log[-2000:])
             idle = proc_status(daemon.pid)
             # The pad is a long list of small numbers: valid JSON the daemon must fully decode (slower to
             # parse than a string of the same size, so the flood outruns the scoring thread).
@@ -100,8 +96,7 @@ def flood(bundle: Path, profile_yaml: str | None, seconds: float, payload_kb: in
             pub.disconnect()
             pub.loop_stop()
         finally:
-            daemon.terminate()
-            daemon.wait(30)
+            daemon.stop(30)
             watch.disconnect()
             watch.loop_stop()
         last = beats[-1]

@@ -4,14 +4,9 @@ interval, restart, and the message is delivered."""
 
 from __future__ import annotations
 
-import threading
 import time
 
-import paho.mqtt.client as mqtt
-from paho.mqtt.enums import CallbackAPIVersion
-from paho.mqtt.packettypes import PacketTypes
-from paho.mqtt.properties import Properties
-
+from edgekit.bench.rig import Recorder, mqtt_client
 from edgekit.broker import Broker, device_conf_path, device_settings
 
 TOPIC = "edgekit/d1/anomalies"
@@ -19,19 +14,6 @@ TOPIC = "edgekit/d1/anomalies"
 
 def settings() -> dict[str, str]:
     return dict(line.split(None, 1) for line in device_settings())
-
-
-def persistent_subscriber(port: int, got: list[bytes]) -> tuple[mqtt.Client, threading.Event]:
-    """Client 'consumer' with a one-hour MQTT 5 session, so the broker queues QoS 1 messages while it is away."""
-    subscribed = threading.Event()
-    c = mqtt.Client(CallbackAPIVersion.VERSION2, client_id="consumer", protocol=mqtt.MQTTv5)
-    c.on_message = lambda _c, _u, msg: got.append(msg.payload)
-    c.on_subscribe = lambda *_a: subscribed.set()
-    props = Properties(PacketTypes.CONNECT)
-    props.SessionExpiryInterval = 3600
-    c.connect("127.0.0.1", port, clean_start=False, properties=props)
-    c.loop_start()
-    return c, subscribed
 
 
 def test_shipped_conf_saves_often_enough():
@@ -47,15 +29,11 @@ def test_queued_message_survives_kill_9_after_autosave():
     interval = int(settings().get("autosave_interval", 1800))
     assert interval <= 30, "the shipped autosave_interval is too long for this test (and for a device)"
     with Broker() as broker:
-        got: list[bytes] = []
-        sub, subscribed = persistent_subscriber(broker.port, got)
-        sub.subscribe(TOPIC, qos=1)
-        assert subscribed.wait(5)
-        sub.disconnect()  # session kept: subscription stays, QoS 1 messages are queued for it
-        sub.loop_stop()
+        # client 'consumer' keeps a one-hour MQTT 5 session: the broker queues QoS 1 messages while it is away
+        with Recorder(broker.port, [TOPIC], client_id="consumer", persistent=True):
+            pass  # subscribed, then disconnected with the session kept
 
-        pub = mqtt.Client(CallbackAPIVersion.VERSION2, protocol=mqtt.MQTTv5)
-        pub.connect("127.0.0.1", broker.port)
+        pub = mqtt_client("127.0.0.1", broker.port)
         pub.loop_start()
         pub.publish(TOPIC, b"queued-1", qos=1).wait_for_publish(5)
         pub.disconnect()
@@ -65,10 +43,9 @@ def test_queued_message_survives_kill_9_after_autosave():
         broker.kill()
         broker.start()
 
-        sub, _ = persistent_subscriber(broker.port, got)
-        deadline = time.monotonic() + 10
-        while not got and time.monotonic() < deadline:
-            time.sleep(0.05)
-        sub.disconnect()
-        sub.loop_stop()
+        with Recorder(broker.port, [TOPIC], client_id="consumer", persistent=True) as sub:
+            deadline = time.monotonic() + 10
+            while not sub.messages and time.monotonic() < deadline:
+                time.sleep(0.05)
+            got = [payload for _topic, payload in sub.messages]
         assert got == [b"queued-1"], broker.log_text()

@@ -41,13 +41,16 @@ def mqtt_client(
     client_id: str = "",
     nodelay: bool = True,
     connect: bool = True,
+    protocol: int = mqtt.MQTTv5,
+    max_inflight: int = 0,
     **connect_kw: Any,
 ) -> mqtt.Client:
-    """An MQTT 5 client for publishing/subscribing test traffic, connected unless `connect=False` (no loop started)."""
-    c = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=client_id, protocol=mqtt.MQTTv5)
+    """An MQTT client (5 unless `protocol`) for test traffic, connected unless `connect=False` (no loop
+    started). `max_inflight` 0 is unlimited: QoS 1 pacing must not be throttled by the client."""
+    c = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=client_id, protocol=protocol)
     if nodelay:
         c.on_socket_open = lambda _c, _u, s: set_nodelay(s)
-    c.max_inflight_messages_set(0)  # unlimited: QoS 1 pacing must not be throttled by the client
+    c.max_inflight_messages_set(max_inflight)
     c.reconnect_delay_set(0.2, 1)  # type: ignore[arg-type]  # back quickly after a broker restart
     if connect:
         c.connect(host, port, **connect_kw)

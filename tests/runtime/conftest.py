@@ -18,13 +18,12 @@ from types import SimpleNamespace
 import numpy as np
 import paho.mqtt.client as mqtt
 import pytest
-from paho.mqtt.enums import CallbackAPIVersion
 
-from edgekit.bench.rig import Recorder as Listener  # a real MQTT subscriber recording every message
+from edgekit.bench.rig import Recorder as Listener
+from edgekit.bench.rig import mqtt_client  # a real MQTT subscriber recording every message
 from edgekit.bundle.manifest import Manifest
 from edgekit.bundle.signing import sign_bundle
 from edgekit.runtime.daemon import Daemon, DaemonConfig
-from edgekit.runtime.mqtt import set_nodelay
 
 
 def wait_until(pred: Callable[[], bool], timeout: float = 10.0, interval: float = 0.01) -> bool:
@@ -38,11 +37,7 @@ def wait_until(pred: Callable[[], bool], timeout: float = 10.0, interval: float 
 
 class Publisher:
     def __init__(self, port: int, protocol: int = mqtt.MQTTv5) -> None:
-        self.client = mqtt.Client(CallbackAPIVersion.VERSION2, protocol=protocol)
-        self.client.on_socket_open = lambda c, u, s: set_nodelay(s)
-        self.client.max_inflight_messages_set(1000)
-        self.client.reconnect_delay_set(0.2, 1)  # type: ignore[arg-type]
-        self.client.connect("127.0.0.1", port)
+        self.client = mqtt_client("127.0.0.1", port, protocol=protocol, max_inflight=1000)
         self.client.loop_start()
         self.infos: list[mqtt.MQTTMessageInfo] = []
 
