@@ -1,7 +1,10 @@
 """The main job, end to end on a small slice of real data: `edgekit demo --quick` as a user runs it."""
 
+import os
+import re
 import subprocess
 import sys
+from pathlib import Path
 
 
 def test_demo_quick_runs_every_stage(tmp_path):
@@ -29,3 +32,11 @@ def test_demo_quick_runs_every_stage(tmp_path):
     for report in ("model", "e2e"):
         assert (tmp_path / "bench" / report / "report.json").is_file()
         assert (tmp_path / "bench" / report / "report.md").is_file()
+    # every runs/demo/... path README.md tells a user to use exists after the demo (e.g. arm_check's bundle)
+    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text()
+    paths = set(re.findall(r"runs/demo/([A-Za-z0-9_.\-/]*[A-Za-z0-9_.\-])", readme))
+    assert "bundles/raspberry-pi-4" in paths
+    for rel in paths:
+        assert (tmp_path / rel).exists(), f"README names runs/demo/{rel}, which the demo does not write"
+    for script in set(re.findall(r"\bscripts/[A-Za-z0-9_.\-]+", readme)):
+        assert os.access(Path(__file__).resolve().parents[1] / script, os.X_OK), script

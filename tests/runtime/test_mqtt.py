@@ -96,3 +96,15 @@ def test_serve_refuses_a_control_character_device_id_in_one_line(sensor_bundle):
     )
     assert proc.returncode == 2 and "Traceback" not in proc.stderr
     assert len(proc.stderr.strip().splitlines()) == 1 and "control characters" in proc.stderr
+
+
+def test_client_id_help_states_the_real_defaults():
+    """README/--help must not contradict the code: the defaults --help names are default_client_id's."""
+    from edgekit.cli import build_parser
+    from edgekit.runtime.mqtt import default_client_id
+
+    serve = build_parser()._subparsers._group_actions[0].choices["serve"]  # type: ignore[union-attr]
+    help_text = " ".join(next(a.help for a in serve._actions if "--client-id" in a.option_strings).split())
+    assert f"default {default_client_id('<device>', None, None)}," in help_text
+    assert default_client_id("<device>", (1, 3), None).replace("1of3", "<K>of<N>") in help_text
+    assert "unique per process with --share-group" in help_text
