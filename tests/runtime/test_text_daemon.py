@@ -76,10 +76,14 @@ def test_a_burst_is_classified_in_micro_batches_like_one_by_one(rt, broker, mqtt
     np.testing.assert_allclose([got[i] for i in range(len(texts))], single, atol=1e-5)
 
 
-def test_a_text_daemon_refuses_to_reload_a_sensor_bundle(rt, broker, mqtt_io, text_bundle, sensor_bundle):
+def test_a_text_daemon_reloads_text_and_refuses_a_sensor_bundle(
+    rt, broker, mqtt_io, text_bundle, sensor_bundle
+):
     listen, publish = mqtt_io
     out = listen(["edgekit/dev1/classifications"])
     with rt.running(_cfg(text_bundle, broker.url), _profile()) as d:
+        d.request_reload()  # the --bundle path again: a text bundle replaces a text bundle
+        assert rt.wait_until(lambda: d.counters.reloads == 1)
         d.request_reload(str(sensor_bundle))
         assert rt.wait_until(lambda: d.counters.errors.get("reload_failed", 0) == 1)
         assert "cannot replace the running text one" in (d.last_reload_error or "")
