@@ -117,6 +117,11 @@ class MQTTTopics:
     sensors: str = setting(
         "edgekit/{device}/sensors/{stream}", test=topic_template("device", "stream", level="stream")
     )
+    # text bundles: UTF-8 text (or {"text", "id"}) in on `text`, one report per message out on `classifications`
+    text: str = setting(
+        "edgekit/{device}/text/{stream}", test=topic_template("device", "stream", level="stream")
+    )
+    classifications: str = setting("edgekit/{device}/classifications", test=topic_template("device"))
     anomalies: str = setting("edgekit/{device}/anomalies", test=topic_template("device"))
     scores: str = setting("edgekit/{device}/scores", test=topic_template("device"))
     status: str = setting("edgekit/{device}/status", test=topic_template("device"))

@@ -8,6 +8,8 @@
 #   EDGEKIT_ARM_ORT    onnxruntime version to check (default 1.27.0: the newest that imports under
 #                      Debian 12's qemu 7.2; 1.28.0 and later segfault at import there)
 #   EDGEKIT_ARM_NUMPY  numpy version (default 2.4.6)
+#   EDGEKIT_ARM_TOKENIZERS  tokenizers version for text bundles (default 0.22.2; its aarch64 wheel is
+#                      cp310-abi3, one wheel for CPython 3.10-3.12)
 #   EDGEKIT_ARM_CACHE  cache folder (default .arm/ in the repository; git-ignored)
 #
 # Exit status: 0 every bundle matched its golden outputs; 1 a mismatch or a bundle that failed to
@@ -19,10 +21,11 @@ REPO=$(pwd)
 
 ORT_VERSION=${EDGEKIT_ARM_ORT:-1.27.0}
 NUMPY_VERSION=${EDGEKIT_ARM_NUMPY:-2.4.6}
+TOKENIZERS_VERSION=${EDGEKIT_ARM_TOKENIZERS:-0.22.2}
 CACHE=${EDGEKIT_ARM_CACHE:-$REPO/.arm}
 PYVER=3.11 # Debian 12's CPython; the wheels are downloaded for this version
 ROOT=$CACHE/root-py$PYVER
-SITE=$CACHE/site-ort$ORT_VERSION-np$NUMPY_VERSION
+SITE=$CACHE/site-ort$ORT_VERSION-np$NUMPY_VERSION-tok$TOKENIZERS_VERSION
 PIP_PYTHON=${PIP_PYTHON:-$([ -x "$REPO/.venv/bin/python" ] && echo "$REPO/.venv/bin/python" || echo python3)}
 
 say() { echo "arm_check: $*" >&2; }
@@ -32,7 +35,7 @@ die() {
 }
 
 if [ $# -eq 0 ]; then
-    sed -n '2,16p' "$0" | sed 's/^# \{0,1\}//'
+    sed -n '2,18p' "$0" | sed 's/^# \{0,1\}//'
     exit 2
 fi
 for b in "$@"; do [ -f "$b/manifest.json" ] || die "$b is not a bundle (no manifest.json)"; done
@@ -75,7 +78,7 @@ fi
 
 # 3. aarch64 wheels, unpacked (not installed) into a site folder per onnxruntime/numpy pair.
 if [ ! -f "$SITE/.complete" ]; then
-    say "downloading aarch64 wheels onnxruntime==$ORT_VERSION numpy==$NUMPY_VERSION into $SITE"
+    say "downloading aarch64 wheels onnxruntime==$ORT_VERSION numpy==$NUMPY_VERSION tokenizers==$TOKENIZERS_VERSION into $SITE"
     WHEELS=$CACHE/wheels
     mkdir -p "$WHEELS"
     rm -rf "$SITE" && mkdir -p "$SITE"
@@ -83,10 +86,10 @@ if [ ! -f "$SITE/.complete" ]; then
         --python-version $PYVER --implementation cp \
         --platform manylinux2014_aarch64 --platform manylinux_2_17_aarch64 \
         --platform manylinux_2_27_aarch64 --platform manylinux_2_28_aarch64 \
-        -d "$WHEELS" "onnxruntime==$ORT_VERSION" "numpy==$NUMPY_VERSION" \
+        -d "$WHEELS" "onnxruntime==$ORT_VERSION" "numpy==$NUMPY_VERSION" "tokenizers==$TOKENIZERS_VERSION" \
         flatbuffers protobuf packaging sympy coloredlogs humanfriendly mpmath ||
         die "pip download of aarch64 wheels failed (does onnxruntime $ORT_VERSION have a cp311 aarch64 wheel?)"
-    for name in "onnxruntime-$ORT_VERSION-" "numpy-$NUMPY_VERSION-" flatbuffers- protobuf- packaging- sympy- coloredlogs- humanfriendly- mpmath-; do
+    for name in "onnxruntime-$ORT_VERSION-" "numpy-$NUMPY_VERSION-" "tokenizers-$TOKENIZERS_VERSION-" flatbuffers- protobuf- packaging- sympy- coloredlogs- humanfriendly- mpmath-; do
         whl=$(ls -t "$WHEELS"/"$name"*.whl 2>/dev/null | head -n 1)
         [ -n "$whl" ] || die "no wheel matching $name in $WHEELS"
         unzip -qo "$whl" -d "$SITE"
@@ -107,6 +110,8 @@ echo "ARM check (qemu-user emulation): correctness only."
 echo "  Emulated timings are meaningless and are not measured; benchmark on the real board with 'edgekit bench'."
 echo "  emulator: $($QEMU --version | head -n 1)"
 echo "  python:   $ARCH CPython $PYVER (Debian arm64 packages)"
+TOK_SEEN=$(run_arm -c 'import tokenizers; print(tokenizers.__version__)' 2>/dev/null) || die "tokenizers $TOKENIZERS_VERSION does not import under emulation"
+echo "  tokenizers $TOK_SEEN (text bundles: tokenizer.json checked against the golden token ids)"
 echo "  onnxruntime $ORT_SEEN (pin: $([ -n "${EDGEKIT_ARM_ORT:-}" ] && echo "chosen with EDGEKIT_ARM_ORT" || echo "default 1.27.0, the newest that imports under qemu 7.2; 1.28+ segfaults; choose another with EDGEKIT_ARM_ORT=X.Y.Z")), numpy $NUMPY_VERSION"
 
 RESULTS=$CACHE/last_results.jsonl

@@ -61,3 +61,28 @@ def windowed_bundle(tmp_path_factory, keypair):
     )
     out = tmp_path_factory.mktemp("bundles") / "mitdb-x86"
     return export_run(run, "x86-gateway", out, key=keypair[0], options=ExportOptions(latency_runs=20))
+
+
+@pytest.fixture(scope="session")
+def text_bundle(tmp_path_factory, keypair):
+    """A signed FP32 text bundle from a tiny real chatterbot distillation (one-layer MiniLM teacher, short
+    training: for mechanics, not quality), exported for the x86-gateway profile (signed with `keypair`)."""
+    from edgekit.distill.text import TextDistillConfig, distill_text
+    from edgekit.export.pipeline import ExportOptions, export_run
+
+    run = tmp_path_factory.mktemp("runs") / "chatterbot"
+    distill_text(
+        TextDistillConfig(
+            out=str(run),
+            max_statements=600,
+            max_length=16,
+            teacher_layers=1,
+            teacher_epochs=1,
+            teacher_lr=3e-4,
+            student_epochs=3,
+            augment_copies=1,
+            bootstrap=20,
+        )
+    )
+    out = tmp_path_factory.mktemp("bundles") / "chatterbot-x86"
+    return export_run(run, "x86-gateway", out, key=keypair[0], options=ExportOptions(latency_runs=20))

@@ -19,10 +19,11 @@ for pkg in (edgekit.runtime, edgekit.bundle, edgekit.bench):
         importlib.import_module(info.name)
         mods.append(info.name)
 assert "edgekit.runtime.daemon" in mods and "edgekit.bench.e2e" in mods and "edgekit.runtime.install" in mods
+assert "edgekit.runtime.text" in mods and "edgekit.runtime.text_scoring" in mods
 from edgekit.cli import build_parser
 build_parser().parse_args(["serve", "--bundle", "b", "--broker", "mqtt://h", "--device", "d"])
 bad = sorted(m for m in sys.modules if m.split(".")[0] in {TRAINING_ONLY!r})
-print(json.dumps({{"bad": bad, "ort": "onnxruntime" in sys.modules}}))
+print(json.dumps({{"bad": bad, "ort": "onnxruntime" in sys.modules, "tok": "tokenizers" in sys.modules}}))
 """
 
 
@@ -32,3 +33,4 @@ def test_device_side_imports_no_training_stack():
     result = json.loads(out.stdout.strip().splitlines()[-1])
     assert result["bad"] == [], f"device-side import pulled in: {result['bad'][:10]}"
     assert result["ort"]  # the probe really imported the runtime
+    assert result["tok"]  # and the text runtime with its tokenizer

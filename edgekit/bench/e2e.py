@@ -44,6 +44,7 @@ from edgekit.errors import ConfigError
 from edgekit.profiles import TargetProfile
 from edgekit.runtime.install import opened_bundle
 from edgekit.runtime.mqtt import Topics, parse_broker_url
+from edgekit.runtime.text import TextEngine
 
 __all__ = ["E2EConfig", "expected_windows", "run_e2e", "summarize_e2e"]
 
@@ -56,17 +57,18 @@ def _daemon_args(cfg: E2EConfig, profile: str) -> list[str]:
     return args
 
 
-def _check(cfg: E2EConfig) -> None:
+def _check(cfg: E2EConfig, text: bool = False) -> None:
     if not cfg.rates or any(r <= 0 for r in cfg.rates):
         raise ConfigError("--rates must be positive readings/s")
     if cfg.streams < 1 or cfg.batch < 1 or cfg.duration_s <= 0:
         raise ConfigError("--streams, --batch and --duration must be positive")
+    if text and cfg.batch != 1:
+        raise ConfigError("--e2e with a text bundle sends one text per message: leave --batch at 1")
 
 
 def run_e2e(cfg: E2EConfig, echo: Callable[[str], None] | None = None) -> dict[str, Any]:
     """Sweep the daemon (and the bare relay) over cfg.rates through a broker; returns the report."""
     say = echo or (lambda _msg: None)
-    _check(cfg)
     rates = sorted(cfg.rates)
     with ExitStack() as stack:
         bundle = stack.enter_context(opened_bundle(cfg.bundle))
@@ -75,6 +77,9 @@ def run_e2e(cfg: E2EConfig, echo: Callable[[str], None] | None = None) -> dict[s
         variant = bundle_variant(bundle, profile)
         eng = variant.engine
         assert eng is not None
+        text = isinstance(eng, TextEngine)
+        _check(cfg, text)
+        window, hop = (1, 1) if text else (eng.window, eng.hop)  # type: ignore[union-attr]
         windows, source = load_windows(variant, cfg.data)
         own = stack.enter_context(Broker(tcp_nodelay=cfg.nodelay)) if cfg.broker is None else None
         if own is not None and cfg.cpus:
@@ -90,9 +95,9 @@ def run_e2e(cfg: E2EConfig, echo: Callable[[str], None] | None = None) -> dict[s
             old_affinity = os.sched_getaffinity(0)
             stack.callback(os.sched_setaffinity, 0, old_affinity)
             pin(0, cfg.cpus[1])
-        judge = Judge(eng.window, eng.hop, q, budget)
-        rows = windows.reshape(-1, windows.shape[-1])
-        results, arrays, rss, rc = _measure(cfg, bundle, profile, url, rows, rates, judge)
+        judge = Judge(window, hop, q, budget)
+        rows = windows if text else windows.reshape(-1, windows.shape[-1])
+        results, arrays, rss, rc = _measure(cfg, bundle, profile, url, rows, rates, judge, text)
     e2e = summarize_e2e(results, q, budget, cfg.verdict_rate)
     e2e.update(daemon_rss_mb=rss, daemon_exit_code=rc)
     report: dict[str, Any] = {
@@ -111,8 +116,11 @@ def run_e2e(cfg: E2EConfig, echo: Callable[[str], None] | None = None) -> dict[s
             "reports_qos": profile.daemon.qos,
             "tcp_nodelay": cfg.nodelay,
             "daemon_mqtt": cfg.mqtt_version,
-            "window": eng.window,
-            "hop": eng.hop,
+            "window": window,
+            "hop": hop,
+            "input": "text messages {text, ts}, one classification report each"
+            if text
+            else "sensor readings",
             "inputs": source,
             "baseline": "bare paho relay (subscribe + republish, no parsing, no model), same broker and rates",
             "sustained": "all expected reports arrived, none dropped, publisher >= 95 % of the rate, "
@@ -138,12 +146,13 @@ def _measure(
     rows: np.ndarray,
     rates: list[float],
     judge: Judge,
+    text: bool = False,
 ) -> tuple[list[dict[str, Any]], dict[str, dict[str, np.ndarray]], dict[str, float] | None, int | None]:
     """The daemon's sweep, then the bare relay's at the rates the daemon reached; (rows, samples, rss, exit code)."""
     device = f"edgekit-bench-{uuid.uuid4().hex[:8]}"
     topics = Topics(profile.mqtt, device)
     addr = parse_broker_url(url)
-    traffic = Traffic(addr.host, addr.port, topics, rows, cfg.batch, cfg.qos, cfg.nodelay, cfg.cpus)
+    traffic = Traffic(addr.host, addr.port, topics, rows, cfg.batch, cfg.qos, cfg.nodelay, cfg.cpus, text)
     daemon = DaemonProcess(
         bundle,
         url,
@@ -157,7 +166,10 @@ def _measure(
     arrays: dict[str, dict[str, np.ndarray]] = {}
     try:
         with daemon:
-            traffic.start_subscriber(topics.anomalies, "end_ts")
+            if text:  # every message is reported, with the sender's ts echoed
+                traffic.start_subscriber(topics.classifications, "ts")
+            else:
+                traffic.start_subscriber(topics.anomalies, "end_ts")
             d_rows, d_arr = sweep(traffic, cfg, "daemon", rates, judge)
             results += d_rows
             arrays.update(d_arr)

@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 import edgekit.bench.latency as latency
+import edgekit.bench.text as text
 from edgekit.bench.machine import machine_info
 from edgekit.bench.report import write_report
 from edgekit.bench.resolve import mark_host, report_header, resolve_budget, resolve_profile
@@ -29,6 +30,7 @@ from edgekit.runtime.install import opened_bundle
 log = logging.getLogger(__name__)
 
 DEFAULT_RUNS = 1000
+SENSOR_STAGES = "preprocess (normalize) | infer (session.run) | postprocess (score)"
 
 
 @dataclass
@@ -41,7 +43,7 @@ class BenchConfig:
     batch: int = 1
     percentile: str | None = None  # default: the profile's latency.percentile
     budget_ms: float | None = None  # default: the profile's latency.budget_ms
-    data: str | None = None  # npz of RAW windows; default: the bundle's golden inputs
+    data: str | None = None  # npz of RAW windows (text: .txt/.jsonl of texts); default: the golden inputs
     compare: list[str] = field(default_factory=list)
     seed: int = 0
     out: str | None = None
@@ -117,7 +119,8 @@ def run_bench(cfg: BenchConfig, echo: Callable[[str], None] | None = None) -> di
             "inputs": source,
             "input_windows": len(windows),
             "distinct_batches": len(batches),
-            "stages": "preprocess (normalize) | infer (session.run) | postprocess (score); total = sum",
+            "stages": (text.STAGES if variants[0].info.get("input") == "text" else SENSOR_STAGES)
+            + "; total = sum",
             "percentiles": "numpy linear interpolation (edgekit.metrics.percentiles)",
             "gc": "enabled, as in the daemon",
         },

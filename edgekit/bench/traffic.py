@@ -83,10 +83,14 @@ class Traffic:
         qos: int = 0,
         nodelay: bool = True,
         cpus: tuple[int, int] | None = None,
+        text: bool = False,
     ) -> None:
         self.host, self.port, self.topics = host, port, topics
         self.batch, self.qos, self.nodelay, self.cpus = batch, qos, nodelay, cpus
-        self.vals = [json.dumps([float(v) for v in r]) for r in rows]
+        # text: rows are strings, sent as {"text", "ts"} (the daemon echoes ts) on the text topics
+        self.text = text
+        self.streams = topics.text if text else topics.sensors
+        self.vals = [json.dumps(str(r)) if text else json.dumps([float(v) for v in r]) for r in rows]
         self.pub = mqtt_client(host, port, f"edgekit-bench-pub-{uuid.uuid4().hex[:8]}", nodelay)
         self.pub.loop_start()
         self.ready_topic = f"{topics.cmd}/bench-relay-ready"
@@ -123,14 +127,14 @@ class Traffic:
             self.sub_proc = None
 
     def start_relay(self, out_topic: str) -> None:
-        """The bare relay from the sensor topics to `out_topic`; returns once it is subscribed."""
+        """The bare relay from the input topics to `out_topic`; returns once it is subscribed."""
         ctx = mp.get_context("spawn")
         cpu = self.cpus[0] if self.cpus else None
         args = (
             self.host,
             self.port,
             self.nodelay,
-            self.topics.sensors_filter,
+            self.streams.filter,
             out_topic,
             self.ready_topic,
             cpu,
@@ -170,14 +174,16 @@ class Traffic:
         """Paced readings round-robin over `streams`; returns (readings, messages, achieved readings/s)."""
         batch = self.batch
         msgs = max(1, n_readings // batch)
-        topics = [self.topics.sensor_topic(s) for s in streams]
+        topics = [self.streams.topic(s) for s in streams]
         t0 = time.perf_counter()
         for i in range(msgs):
             delay = t0 + i * batch / rate - time.perf_counter()
             if delay > 0.0002:
                 time.sleep(delay)
             ts = max(time.time(), self.last_ts + 1e-6)
-            if batch == 1:
+            if self.text:
+                body = '{"text": %s, "ts": %r}' % (self.vals[self.k % len(self.vals)], ts)  # noqa: UP031
+            elif batch == 1:
                 body = '{"ts": %r, "values": %s}' % (ts, self.vals[self.k % len(self.vals)])  # noqa: UP031
             else:
                 tss = [ts + j * 1e-6 for j in range(batch)]

@@ -14,12 +14,14 @@ from typing import Any
 
 import numpy as np
 
+from edgekit.bench.text import load_texts, text_variant_fields
 from edgekit.bundle.manifest import Manifest
-from edgekit.errors import BundleError, DataError, EdgekitError
+from edgekit.errors import DataError, EdgekitError
 from edgekit.profiles import TargetProfile
 from edgekit.run import SensorRun, load_run
 from edgekit.runtime.engine import Engine
 from edgekit.runtime.stages import WindowStages
+from edgekit.runtime.text import TextEngine
 
 log = logging.getLogger(__name__)
 
@@ -42,19 +44,28 @@ class Variant:
     providers: list[str] = field(default_factory=list)
     info: dict[str, Any] = field(default_factory=dict)
     # Kept so that a bundle variant's Engine (golden inputs, normalization) stays reachable.
-    engine: Engine | None = None
+    engine: Engine | TextEngine | None = None
 
 
 def bundle_variant(bundle_dir: str | Path, profile: TargetProfile | None, name: str | None = None) -> Variant:
-    """A bundle run through the device Engine (session threads and providers from the profile)."""
+    """A bundle run through the device Engine, or TextEngine (session threads and providers from the profile)."""
     bundle_dir = Path(bundle_dir)
     manifest = Manifest.load(bundle_dir)
-    if manifest.kind != "sensor":
-        raise BundleError(
-            f"{bundle_dir}: {manifest.kind} bundles are not benchmarked yet (only sensor bundles)"
-        )
-    engine = Engine(bundle_dir, profile, manifest)
     model_path = bundle_dir / manifest.model_file
+    info = {
+        "path": str(bundle_dir),
+        "model_id": manifest.model_id,
+        "model_version": manifest.model_version,
+        "input_dtype": manifest.input.dtype,
+        "quantization": manifest.quantization,
+        "model_bytes": model_path.stat().st_size,
+        "bundle_profile": manifest.profile,
+    }
+    if manifest.kind == "text":
+        fields = text_variant_fields(bundle_dir, profile, manifest)
+        info.update(fields.pop("info"))
+        return Variant(name=name or bundle_dir.name, kind="bundle", info=info, **fields)
+    engine = Engine(bundle_dir, profile, manifest)
     return Variant(
         name=name or bundle_dir.name,
         kind="bundle",
@@ -64,15 +75,7 @@ def bundle_variant(bundle_dir: str | Path, profile: TargetProfile | None, name: 
         window=engine.window,
         channels=engine.channels,
         providers=engine.providers,
-        info={
-            "path": str(bundle_dir),
-            "model_id": manifest.model_id,
-            "model_version": manifest.model_version,
-            "input_dtype": manifest.input.dtype,
-            "quantization": manifest.quantization,
-            "model_bytes": model_path.stat().st_size,
-            "bundle_profile": manifest.profile,
-        },
+        info=info,
         engine=engine,
     )
 
@@ -150,7 +153,10 @@ def unique_names(variants: list[Variant]) -> None:
 
 
 def load_windows(variant: Variant, data: str | Path | None = None) -> tuple[np.ndarray, str]:
-    """RAW input windows [N, W, C]: a --data npz (key `inputs`, `test_x`, `x` or its only array) or the bundle's golden inputs."""
+    """RAW input windows [N, W, C]: a --data npz (key `inputs`, `test_x`, `x` or its only array) or the bundle's
+    golden inputs; for a text bundle, texts [N] (bench.text.load_texts)."""
+    if isinstance(variant.engine, TextEngine):
+        return load_texts(variant.engine, data)
     if data is None:
         if variant.engine is None:
             raise DataError(f"{variant.name}: no golden inputs; pass --data WINDOWS.npz")

@@ -11,12 +11,16 @@ from __future__ import annotations
 import json
 from collections import deque
 from dataclasses import dataclass
+from typing import TypeVar
 
 from edgekit.bundle.manifest import check_upgrade
-from edgekit.errors import ConfigError
+from edgekit.errors import BundleError, ConfigError
 from edgekit.runtime.engine import Engine
 from edgekit.runtime.link import ErrorSink
 from edgekit.runtime.reload import same_bundle_path
+from edgekit.runtime.text import TextEngine
+
+E = TypeVar("E", Engine, TextEngine)
 
 # A command is a few dozen bytes; anything much larger is refused before JSON parsing.
 MAX_COMMAND_BYTES = 4096
@@ -77,9 +81,10 @@ class CommandQueue:
         return out
 
 
-def check_share_group(engine: Engine, share_group: str | None) -> Engine:
-    """A shared subscription deals one stream's readings to several daemons: only window 1 / hop 1 fits."""
-    if share_group and (engine.window, engine.hop) != (1, 1):
+def check_share_group(engine: E, share_group: str | None) -> E:
+    """A shared subscription deals one stream's readings to several daemons: only window 1 / hop 1 fits
+    (text messages stand alone, so any text bundle does)."""
+    if share_group and isinstance(engine, Engine) and (engine.window, engine.hop) != (1, 1):
         raise ConfigError(
             "--share-group splits a stream's readings across daemons, which only works for window-1/hop-1 "
             f"models (this one: window {engine.window}, hop {engine.hop}); use --partition K/N instead"
@@ -102,7 +107,11 @@ class ReloadPolicy:
             return "remote reload of another path needs --pubkey (signed bundles)"
         return None
 
-    def check(self, current: Engine, new: Engine) -> None:
+    def check(self, current: Engine | TextEngine, new: Engine | TextEngine) -> None:
         """Raise an EdgekitError when the loaded `new` must not replace `current`."""
+        if new.manifest.kind != current.manifest.kind:  # the daemon's subscriptions are made for one kind
+            raise BundleError(
+                f"a {new.manifest.kind} bundle cannot replace the running {current.manifest.kind} one"
+            )
         check_share_group(new, self.share_group)
         check_upgrade(current.manifest, new.manifest, self.allow_downgrade)

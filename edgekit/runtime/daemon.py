@@ -48,6 +48,8 @@ from edgekit.runtime.stats import (
     prometheus_text,
     start_metrics_server,
 )
+from edgekit.runtime.text import TextEngine
+from edgekit.runtime.text_scoring import TextScorer
 
 log = logging.getLogger(__name__)
 
@@ -98,20 +100,13 @@ class Daemon:
         self.limiter = RateLimiter(cfg.error_interval_s)
         self.verified = cfg.pubkey is not None
         engine = check_share_group(load_engine(cfg.bundle, cfg.pubkey, self.profile), cfg.share_group)
-        self.scorer = Scorer(
-            engine,
-            self,
-            self.counters,
-            self.latency,
-            device=cfg.device,
-            max_batch=d.max_batch,
-            gap_factor=cfg.gap_factor,
-            max_streams=cfg.max_streams,
-            threshold=cfg.threshold,
-            publish_scores=d.publish_scores if cfg.publish_scores is None else cfg.publish_scores,
-            max_clock_skew_s=d.max_clock_skew_s,
-            stream_idle_s=d.stream_idle_s,
-        )
+        self.scorer: Scorer | TextScorer
+        if isinstance(engine, TextEngine):  # text bundle: text topics in, classifications out
+            self.scorer = TextScorer(engine, self, self.counters, self.latency, max_batch=d.max_batch)
+            self.streams = self.topics.text
+        else:
+            self.streams = self.topics.sensors
+            self.scorer = self._sensor_scorer(engine)
         self.inbox: Inbox[tuple[str, bytes, float]] = Inbox(d.queue_size, d.overload, d.queue_bytes)
         self.policy = ReloadPolicy(cfg.bundle, cfg.pubkey, cfg.share_group, cfg.allow_downgrade)
         self.reloader = Reloader(cfg.pubkey, self.profile)
@@ -122,7 +117,7 @@ class Daemon:
         self._reload_requested: str | None = None
         self._stop = False
         self._started = time.monotonic()
-        sub = self.topics.sensors_filter
+        sub = self.streams.filter
         self.copts = replace(
             cfg.client,
             client_id=cfg.client.client_id or default_client_id(cfg.device, self.partition, cfg.share_group),
@@ -140,6 +135,7 @@ class Daemon:
             error=self.error,
             counters=self.counters,
             limiter=self.limiter,
+            stream_filter=sub,
         )
         self.client, self.connected, self.subscribed = (
             self.link.client,
@@ -147,8 +143,25 @@ class Daemon:
             self.link.subscribed,
         )
 
+    def _sensor_scorer(self, engine: Engine) -> Scorer:
+        cfg, d = self.cfg, self.profile.daemon
+        return Scorer(
+            engine,
+            self,
+            self.counters,
+            self.latency,
+            device=cfg.device,
+            max_batch=d.max_batch,
+            gap_factor=cfg.gap_factor,
+            max_streams=cfg.max_streams,
+            threshold=cfg.threshold,
+            publish_scores=d.publish_scores if cfg.publish_scores is None else cfg.publish_scores,
+            max_clock_skew_s=d.max_clock_skew_s,
+            stream_idle_s=d.stream_idle_s,
+        )
+
     @property
-    def engine(self) -> Engine:
+    def engine(self) -> Engine | TextEngine:
         return self.scorer.engine
 
     def _status(self, state: str, reason: str = "") -> str:
@@ -159,7 +172,7 @@ class Daemon:
         recv = time.perf_counter()
         try:
             topic, payload = msg.topic, msg.payload
-            stream = self.topics.stream_of(topic)
+            stream = self.streams.stream_of(topic)
             max_bytes = self.profile.daemon.max_payload_bytes
             if stream is None:
                 self.error("unknown_topic", f"no stream in topic {topic!r}")
@@ -185,6 +198,14 @@ class Daemon:
                 self.error("report_lost", "outgoing queue full while disconnected", stream)
             else:
                 self.counters.reports += 1
+
+    def classification(self, payload: str, stream: str) -> None:
+        """Sink of the text scorer: every classified message is reported."""
+        info = self.client.publish(self.topics.classifications, payload, qos=self.profile.daemon.qos)
+        if info.rc == mqtt.MQTT_ERR_QUEUE_SIZE:
+            self.error("report_lost", "outgoing queue full while disconnected", stream)
+        else:
+            self.counters.reports += 1
 
     def error(
         self, kind: str, detail: str, stream: str | None = None, n: int = 1, publish: bool = True
@@ -228,7 +249,7 @@ class Daemon:
             self.client.publish(self.topics.heartbeat, json.dumps(self.snapshot()), qos=0)
         self.notifier.watchdog(now)
 
-    def _swap(self, engine: Engine | None, path: str, error: str | None) -> None:
+    def _swap(self, engine: Engine | TextEngine | None, path: str, error: str | None) -> None:
         if engine is not None:
             try:
                 self.policy.check(self.engine, engine)
@@ -257,7 +278,7 @@ class Daemon:
             counters=self.counters,
             latency=self.latency,
             link=LinkState(self.connected.is_set(), self.pending_publishes()),
-            queue=QueueState(len(self.inbox), self.inbox.nbytes, len(self.scorer.streams.streams)),
+            queue=QueueState(len(self.inbox), self.inbox.nbytes, self.scorer.open_streams),
             verified=self.verified,
             last_reload_error=self.last_reload_error,
         )
@@ -297,11 +318,13 @@ class Daemon:
         self.link.start()
         e = self.engine
         self.notifier.ready(f"scoring with {e.manifest.model_id} {e.manifest.model_version}")
+        shape = (
+            f"window {e.window}, hop {e.hop}" if isinstance(e, Engine) else f"text, {len(e.labels)} labels"
+        )
         log.info(
-            "serving %s (window %d, hop %d) as device %s, broker %s",
+            "serving %s (%s) as device %s, broker %s",
             e.manifest.model_id,
-            e.window,
-            e.hop,
+            shape,
             self.cfg.device,
             self.copts.url,
         )
@@ -316,7 +339,7 @@ class Daemon:
                 except Exception as exc:  # a bug hit by one odd message must not end months of service
                     log.exception("unexpected error in the scoring loop; continuing")
                     self.error("internal_error", f"{type(exc).__name__}: {exc}")
-                    self.scorer.batch.clear()
+                    self.scorer.clear()
                 if fault := self.link.fault():
                     # Nothing would arrive any more while the watchdog kept being fed: exit, get restarted.
                     log.critical("the MQTT network thread died (%s); exiting for a restart", fault)

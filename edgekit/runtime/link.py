@@ -42,6 +42,7 @@ class Link:
         error: ErrorSink,
         counters: Counters,
         limiter: RateLimiter,
+        stream_filter: str | None = None,  # the topics on_sensor serves (default: the sensor streams)
     ) -> None:
         self.opts, self.topics = opts, topics
         self.subscription, self.qos = subscription, qos
@@ -56,7 +57,7 @@ class Link:
         self.client.on_subscribe, self.client.on_connect_fail = self._on_subscribe, self._on_connect_fail
         # One callback per filter (paho matches them); on_message only sees what matches neither.
         self.client.message_callback_add(topics.cmd, self._command(on_command))
-        self.client.message_callback_add(topics.sensors_filter, self._sensor(on_sensor))
+        self.client.message_callback_add(stream_filter or topics.sensors_filter, self._sensor(on_sensor))
         self.client.on_message = self._on_other
 
     @property

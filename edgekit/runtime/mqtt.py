@@ -74,39 +74,53 @@ def check_topic_level(value: str, what: str) -> str:
     return value
 
 
+class StreamTopics:
+    """One per-stream topic template (`{stream}` one whole level) resolved for a device: filter, topic, stream."""
+
+    def __init__(self, template: str, device: str, what: str) -> None:
+        if "{stream}" not in template:
+            raise ConfigError(f"mqtt.{what} topic {template!r} must contain {{stream}}")
+        self.template = template.replace("{device}", device)
+        self._prefix, self._suffix = self.template.split("{stream}", 1)
+        # A trailing {stream} is subscribed as '#' so that deeper topics arrive and are counted as
+        # unknown instead of vanishing silently; '+' elsewhere.
+        self.filter = self._prefix + "#" if not self._suffix else self.template.replace("{stream}", "+")
+
+    def topic(self, stream: str) -> str:
+        return self.template.replace("{stream}", stream)
+
+    def stream_of(self, topic: str) -> str | None:
+        """Stream name of one of these topics, or None for any other topic."""
+        p, s = self._prefix, self._suffix
+        if not topic.startswith(p) or not topic.endswith(s) or len(topic) <= len(p) + len(s):
+            return None
+        stream = topic[len(p) : len(topic) - len(s)] if s else topic[len(p) :]
+        return None if "/" in stream else stream
+
+
 class Topics:
-    """The profile's topic templates resolved for one device; maps sensor topics back to stream names."""
+    """The profile's topic templates resolved for one device; maps sensor (and text) topics back to streams."""
 
     def __init__(self, templates: MQTTTopics, device: str) -> None:
         check_topic_level(device, "device id")
         fill = {"device": device}
         self.anomalies = templates.anomalies.format(**fill)
         self.scores = templates.scores.format(**fill)
+        self.classifications = templates.classifications.format(**fill)
         self.status = templates.status.format(**fill)
         self.errors = templates.errors.format(**fill)
         self.heartbeat = templates.heartbeat.format(**fill)
         self.cmd = templates.cmd.format(**fill)
-        if "{stream}" not in templates.sensors:
-            raise ConfigError(f"mqtt.sensors topic {templates.sensors!r} must contain {{stream}}")
-        self._sensor_template = templates.sensors.replace("{device}", device)
-        self._prefix, self._suffix = self._sensor_template.split("{stream}", 1)
-        # A trailing {stream} is subscribed as '#' so that deeper topics arrive and are counted as
-        # unknown instead of vanishing silently; '+' elsewhere.
-        if not self._suffix:
-            self.sensors_filter = self._prefix + "#"
-        else:
-            self.sensors_filter = self._sensor_template.replace("{stream}", "+")
+        self.sensors = StreamTopics(templates.sensors, device, "sensors")
+        self.text = StreamTopics(templates.text, device, "text")
+        self.sensors_filter = self.sensors.filter
 
     def sensor_topic(self, stream: str) -> str:
-        return self._sensor_template.replace("{stream}", stream)
+        return self.sensors.topic(stream)
 
     def stream_of(self, topic: str) -> str | None:
         """Stream name of a sensor topic, or None for any other topic."""
-        p, s = self._prefix, self._suffix
-        if not topic.startswith(p) or not topic.endswith(s) or len(topic) <= len(p) + len(s):
-            return None
-        stream = topic[len(p) : len(topic) - len(s)] if s else topic[len(p) :]
-        return None if "/" in stream else stream
+        return self.sensors.stream_of(topic)
 
 
 def parse_partition(text: str | None) -> tuple[int, int] | None:

@@ -7,9 +7,11 @@ import threading
 from dataclasses import dataclass
 from pathlib import Path
 
+from edgekit.bundle.manifest import Manifest
 from edgekit.errors import BundleError, EdgekitError
 from edgekit.profiles import TargetProfile
 from edgekit.runtime.engine import Engine
+from edgekit.runtime.text import TextEngine
 
 log = logging.getLogger(__name__)
 
@@ -37,15 +39,19 @@ def same_bundle_path(a: str | Path, b: str | Path) -> bool:
         return False
 
 
-def load_engine(path: str | Path, public_key: str | Path | None, profile: TargetProfile | None) -> Engine:
-    """Verify (signature when a key is given, hashes, golden self-test) and load a sensor bundle."""
-    return Engine.from_verified(resolve_bundle_path(path), public_key, profile)
+def load_engine(
+    path: str | Path, public_key: str | Path | None, profile: TargetProfile | None
+) -> Engine | TextEngine:
+    """Verify (signature when a key is given, hashes, golden self-test) and load a sensor or text bundle."""
+    bundle = resolve_bundle_path(path)
+    kind = TextEngine if Manifest.load(bundle).kind == "text" else Engine
+    return kind.from_verified(bundle, public_key, profile)
 
 
 @dataclass
 class ReloadOutcome:
     path: str
-    engine: Engine | None
+    engine: Engine | TextEngine | None
     error: str | None
 
 

@@ -65,6 +65,14 @@ class Scorer:
     def threshold(self) -> float:
         return self.engine.threshold if self.threshold_override is None else self.threshold_override
 
+    @property
+    def open_streams(self) -> int:
+        return len(self.streams.streams)
+
+    def clear(self) -> None:
+        """Drop the staged windows (after a failed flush)."""
+        self.batch.clear()
+
     def handle(self, stream: str, payload: bytes, recv: float) -> None:
         """One MQTT message of `stream`, received at perf_counter() time `recv`."""
         now = time.time()

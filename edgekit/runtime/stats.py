@@ -38,6 +38,8 @@ ERROR_KINDS = (
     "duplicate",  # timestamp equal to the stream's last one (readings)
     "gap",  # gap > gap_factor x median period: the stream's buffer was reset (events)
     "oversized",  # payload larger than daemon.max_payload_bytes (messages)
+    "empty",  # a text message with no text (messages)
+    "not_utf8",  # a text message that is not UTF-8 (messages)
     "unknown_topic",  # a topic that is neither a sensor stream nor the command topic (messages)
     "dropped",  # input queue full: message dropped per the overload policy (messages)
     "stream_limit",  # a new stream beyond --max-streams, none idle long enough to evict (messages)

@@ -1,0 +1,133 @@
+"""A loaded text bundle: tokenize with the bundle's tokenizer.json (the `tokenizers` library only), run the
+onnxruntime session, softmax. No transformers, torch or optimum on the device.
+
+A batch is padded to its LONGEST message, not to the bundle's max_length: a 6-token alarm message costs 6
+positions, not 64. Texts longer than max_length are truncated there, as the export did.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+from tokenizers import Tokenizer
+
+from edgekit.bundle.manifest import Manifest
+from edgekit.bundle.signing import verify_bundle
+from edgekit.errors import BundleError
+from edgekit.profiles import TargetProfile
+from edgekit.runtime.engine import create_session, self_test
+
+log = logging.getLogger(__name__)
+
+# Tried in order when tokenizer.json carries no padding section (HF saves one only when asked to pad).
+_PAD_TOKENS = ("[PAD]", "<pad>", "<|padding|>")
+
+
+def load_tokenizer(path: Path, max_length: int) -> Tokenizer:
+    """tokenizer.json set to truncate at `max_length` and pad each batch to its longest encoding."""
+    try:
+        tok = Tokenizer.from_file(str(path))
+    except Exception as exc:  # tokenizers raises a plain Exception for unreadable or unknown JSON
+        raise BundleError(f"{path}: not a readable tokenizer.json ({exc})") from None
+    pad = tok.padding
+    if pad is not None:
+        pad_id, pad_token = pad["pad_id"], pad["pad_token"]
+    else:
+        found = [(t, tok.token_to_id(t)) for t in _PAD_TOKENS if tok.token_to_id(t) is not None]
+        # the attention mask hides padded positions, so any id works when the vocabulary names no pad token
+        pad_token, pad_id = found[0] if found else ("[PAD]", 0)
+    tok.enable_truncation(max_length)
+    tok.enable_padding(pad_id=pad_id, pad_token=pad_token)  # length None: the longest of the batch
+    return tok
+
+
+class TextEngine:
+    """`classify(texts)` maps strings to class probabilities [B, K]; the stages are public for the bench."""
+
+    def __init__(
+        self, bundle_dir: str | Path, profile: TargetProfile | None = None, manifest: Manifest | None = None
+    ) -> None:
+        self.bundle_dir = Path(bundle_dir)
+        self.manifest = manifest or Manifest.load(self.bundle_dir)
+        m = self.manifest
+        if m.kind != "text" or m.text is None:
+            raise BundleError(f"{bundle_dir}: a {m.kind} bundle cannot classify text")
+        self.profile = profile
+        self.max_length = m.text.max_length
+        self.tokenizer = load_tokenizer(self.bundle_dir / m.text.tokenizer, self.max_length)
+        self.session = create_session(self.bundle_dir / m.model_file, profile)
+        self.input_names = [i.name for i in self.session.get_inputs()]
+        known = {"input_ids", "attention_mask", "token_type_ids"}
+        if unknown := [n for n in self.input_names if n not in known]:
+            raise BundleError(f"{bundle_dir}: the model takes inputs a tokenizer cannot give: {unknown}")
+        self.output_name = m.output.name
+        self.labels = list(m.labels)
+
+    @classmethod
+    def from_verified(
+        cls, bundle_dir: str | Path, public_key: str | Path | None, profile: TargetProfile | None = None
+    ) -> TextEngine:
+        """Verify signature and hashes, load, and run the golden self-test; raises BundleError on any failure."""
+        manifest = verify_bundle(bundle_dir, public_key)
+        engine = cls(bundle_dir, profile, manifest)
+        engine.self_test()
+        return engine
+
+    @property
+    def threshold(self) -> float:
+        return self.manifest.threshold
+
+    @property
+    def providers(self) -> list[str]:
+        return self.session.get_providers()
+
+    def tokenize(self, texts: Sequence[str]) -> dict[str, np.ndarray]:
+        """The model's feeds [B, L] (int64), L = the longest encoding of the batch (<= max_length)."""
+        encs = self.tokenizer.encode_batch(list(texts))
+        cols = {
+            "input_ids": [e.ids for e in encs],
+            "attention_mask": [e.attention_mask for e in encs],
+            "token_type_ids": [e.type_ids for e in encs],
+        }
+        return {n: np.asarray(cols[n], dtype=np.int64) for n in self.input_names}
+
+    def infer(self, feeds: dict[str, np.ndarray]) -> np.ndarray:
+        """Raw logits [B, K] as float32."""
+        return np.asarray(self.session.run([self.output_name], feeds)[0], dtype=np.float32)
+
+    @staticmethod
+    def postprocess(logits: np.ndarray) -> np.ndarray:
+        """Softmax over the classes, computed stably."""
+        z = logits - logits.max(axis=1, keepdims=True)
+        e = np.exp(z)
+        return e / e.sum(axis=1, keepdims=True)
+
+    def classify(self, texts: Sequence[str]) -> np.ndarray:
+        return self.postprocess(self.infer(self.tokenize(texts)))
+
+    def golden_texts(self) -> list[str]:
+        """The held-out texts of the golden file, or (older bundles) its token ids decoded back to text."""
+        with np.load(self.bundle_dir / self.manifest.golden.file) as g:
+            if "texts" in g.files:
+                return [str(t) for t in g["texts"]]
+            ids = g["input_ids"]
+        return self.tokenizer.decode_batch([row.tolist() for row in ids], skip_special_tokens=True)
+
+    def self_test(self) -> None:
+        """Golden token ids must reproduce the golden logits, and when the golden file holds its texts, this
+        device's tokenizer must give the ids the exporter's tokenizer gave."""
+        self_test(self.bundle_dir, self.manifest, self.profile)
+        with np.load(self.bundle_dir / self.manifest.golden.file) as g:
+            if "texts" not in g.files:
+                return
+            texts, ids, mask = [str(t) for t in g["texts"]], g["input_ids"], g["attention_mask"]
+        for i, enc in enumerate(self.tokenizer.encode_batch(texts)):
+            n = int(mask[i].sum())
+            if enc.ids[: sum(enc.attention_mask)] != ids[i, :n].tolist():
+                raise BundleError(
+                    f"{self.bundle_dir}: self-test failed: tokenizer.json gives other token ids than the "
+                    f"exporter for golden text {i} ({texts[i][:40]!r})"
+                )
