@@ -34,6 +34,8 @@ class ExportOptions:
     version: str = "1.0.0"
     overwrite: bool = False
     latency_runs: int = 500
+    # quantization modes the bundle carries (None: the profile's `variants`, else its one quantization.mode)
+    variants: list[str] | None = None
     extra_provenance: dict[str, Any] = field(default_factory=dict)
 
 
@@ -51,6 +53,16 @@ class ModelExporter(ABC):
 
     def __init__(self, run: RunFolder, profile: TargetProfile, options: ExportOptions) -> None:
         self.run, self.profile, self.options = run, profile, options
+
+    @property
+    def modes(self) -> list[str]:
+        """The variants to export, default first: quantization.mode when listed, else the first listed."""
+        mode = self.profile.quantization.mode
+        listed = list(self.options.variants or self.profile.variants)
+        if not listed:
+            return [mode]
+        default = mode if mode in listed else listed[0]
+        return [default, *dict.fromkeys(m for m in listed if m != default)]
 
     # --- naming -----------------------------------------------------------------------------------------
     @property

@@ -50,11 +50,11 @@ class TextExporter(ModelExporter):
         from transformers import AutoModelForSequenceClassification, AutoTokenizer
 
         super().__init__(run, profile, options)
-        mode = profile.quantization.mode
-        if mode not in TEXT_MODES:
-            raise ConfigError(
-                f"profile {profile.name}: quantization.mode {mode} is not supported for text bundles (use one of {', '.join(TEXT_MODES)})"
-            )
+        for mode in self.modes:
+            if mode not in TEXT_MODES:
+                raise ConfigError(
+                    f"profile {profile.name}: quantization.mode {mode} is not supported for text bundles (use one of {', '.join(TEXT_MODES)})"
+                )
         assert isinstance(run.info, TextRun)
         self.info: TextRun = run.info
         self.student_dir = run.path / self.info.student_dir

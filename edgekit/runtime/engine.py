@@ -9,6 +9,7 @@ import logging
 import os
 import zipfile
 from collections.abc import Collection, Mapping, Sequence
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -17,7 +18,8 @@ import onnxruntime as ort
 from edgekit.bundle.manifest import Manifest
 from edgekit.bundle.signing import verify_bundle
 from edgekit.errors import BundleError
-from edgekit.profiles import TargetProfile
+from edgekit.profiles import ExecutionProvider, TargetProfile
+from edgekit.runtime.selection import read_selection
 from edgekit.runtime.stages import WindowStages
 
 log = logging.getLogger(__name__)
@@ -124,6 +126,47 @@ def providers_for(profile: TargetProfile | None) -> list[tuple[str, dict]]:
     return chosen
 
 
+def on_provider(profile: TargetProfile | None, provider: str) -> TargetProfile | None:
+    """`profile` narrowed to one execution provider (its options kept; CPU is still added as the fallback for
+    nodes the provider lacks). None stays None for the CPU (no profile: onnxruntime's defaults)."""
+    if profile is None and provider == "CPUExecutionProvider":
+        return None
+    base = profile or TargetProfile(name="device")
+    eps = [ep for ep in base.execution_providers if ep.name == provider] or [ExecutionProvider(provider)]  # type: ignore[arg-type]
+    return replace(base, execution_providers=eps)
+
+
+def device_providers(profile: TargetProfile | None) -> list[str]:
+    """The execution providers of `profile` this device really has (libraries probed), CPU always among them."""
+    names = usable_providers(profile.provider_names if profile is not None else [])
+    return names if "CPUExecutionProvider" in names else [*names, "CPUExecutionProvider"]
+
+
+def chosen(
+    bundle_dir: str | Path, manifest: Manifest, profile: TargetProfile | None
+) -> tuple[str, TargetProfile | None]:
+    """(variant, profile narrowed to the provider) that selection.json names, when it is still valid here;
+    else the manifest's default variant on the profile's providers."""
+    try:
+        sel = read_selection(bundle_dir)
+    except BundleError as exc:
+        log.warning("ignoring the device's variant choice: %s", exc)
+        sel = None
+    if sel is None:
+        return manifest.default_variant, profile
+    if sel.variant not in manifest.variant_names():
+        log.warning(
+            "selection.json names variant %s, which %s lacks; loading the default", sel.variant, bundle_dir
+        )
+        return manifest.default_variant, profile
+    if sel.provider not in device_providers(profile):
+        log.warning(
+            "selection.json names %s, which this device cannot run now; using the profile's", sel.provider
+        )
+        return sel.variant, profile
+    return sel.variant, on_provider(profile, sel.provider)
+
+
 def create_session(model_path: str | Path, profile: TargetProfile | None = None) -> ort.InferenceSession:
     try:
         chosen = providers_for(profile)  # once: it logs a warning per missing provider
@@ -162,14 +205,27 @@ class Engine(WindowStages):
         )
 
     @classmethod
+    def load(
+        cls, bundle_dir: str | Path, profile: TargetProfile | None = None, manifest: Manifest | None = None
+    ) -> Engine:
+        """The variant and provider this device chose (the release's selection.json), else the default variant."""
+        manifest = manifest or Manifest.load(bundle_dir)
+        variant, prof = chosen(bundle_dir, manifest, profile)
+        return cls(bundle_dir, prof, manifest.for_variant(variant))
+
+    @classmethod
     def from_verified(
         cls, bundle_dir: str | Path, public_key: str | Path | None, profile: TargetProfile | None = None
     ) -> Engine:
-        """Verify signature and hashes, load, and run the golden self-test; raises BundleError on any failure."""
-        manifest = verify_bundle(bundle_dir, public_key)
-        engine = cls(bundle_dir, profile, manifest)
+        """Verify signature and hashes, load (Engine.load) and run the golden self-test; BundleError on any failure."""
+        engine = cls.load(bundle_dir, profile, verify_bundle(bundle_dir, public_key))
         engine.self_test()
         return engine
+
+    @property
+    def variant(self) -> str:
+        """The variant of the bundle this engine runs."""
+        return self.manifest.default_variant
 
     @property
     def window(self) -> int:
@@ -203,6 +259,18 @@ class Engine(WindowStages):
         self_test(self.bundle_dir, self.manifest, self.profile, engine=self)
 
 
+def load_golden(bundle_dir: Path, manifest: Manifest) -> dict[str, np.ndarray]:
+    """The golden arrays of `manifest`'s (variant's) golden file; BundleError when missing or unreadable."""
+    path = bundle_dir / manifest.golden.file
+    if not path.is_file():
+        raise BundleError(f"{bundle_dir}: golden file {manifest.golden.file} is missing")
+    try:
+        with np.load(path) as g:
+            return {k: g[k] for k in g.files}
+    except (OSError, ValueError, zipfile.BadZipFile) as exc:  # ValueError: pickled objects are refused
+        raise BundleError(f"{path}: not a readable golden .npz ({exc})") from None
+
+
 def self_test(
     bundle_dir: str | Path,
     manifest: Manifest,
@@ -216,14 +284,7 @@ def self_test(
     an already loaded sensor Engine instead of opening a second session.
     """
     bundle_dir = Path(bundle_dir)
-    path = bundle_dir / manifest.golden.file
-    if not path.is_file():
-        raise BundleError(f"{bundle_dir}: golden file {manifest.golden.file} is missing")
-    try:
-        with np.load(path) as g:
-            golden = {k: g[k] for k in g.files}
-    except (OSError, ValueError, zipfile.BadZipFile) as exc:  # ValueError: pickled objects are refused
-        raise BundleError(f"{path}: not a readable golden .npz ({exc})") from None
+    golden = load_golden(bundle_dir, manifest)
     if manifest.kind == "sensor":
         engine = engine or Engine(bundle_dir, profile, manifest)
         _require(golden, ["inputs", "outputs"], bundle_dir)
