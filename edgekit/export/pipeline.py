@@ -50,6 +50,8 @@ def export_run(
     opts = options or ExportOptions()
     if not SEMVER.match(opts.version):
         raise ConfigError(f"model version {opts.version!r} is not a semantic version (MAJOR.MINOR.PATCH)")
+    for mode in opts.variants or []:
+        QUANTIZERS.get(mode)  # an unknown mode fails here, before the run is loaded
     prof = profile if isinstance(profile, TargetProfile) else load_profile(profile)
     run = load_run(run_dir)
     return export_model(EXPORTERS[run.kind](run, prof, opts), Path(out), key)

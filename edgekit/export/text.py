@@ -44,6 +44,7 @@ class TextExporter(ModelExporter):
     metric = QualityMetric("macro_f1", "macro-F1")
     input_name = "input_ids"
     converter = EXPORTER
+    supported_modes = TEXT_MODES
 
     def __init__(self, run: RunFolder, profile: TargetProfile, options: ExportOptions) -> None:
         os.environ.setdefault("HF_HUB_OFFLINE", "1")  # everything is local; never reach for the hub
