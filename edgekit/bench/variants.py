@@ -24,6 +24,7 @@ from edgekit.runtime.stages import WindowStages
 log = logging.getLogger(__name__)
 
 TORCH_PREFIX = "torch:"
+VARIANT_PREFIX = "variant:"
 
 
 class VariantUnavailable(EdgekitError):
@@ -45,18 +46,25 @@ class Variant:
     engine: Engine | None = None
 
 
-def bundle_variant(bundle_dir: str | Path, profile: TargetProfile | None, name: str | None = None) -> Variant:
-    """A bundle run through the device Engine (session threads and providers from the profile)."""
+def bundle_variant(
+    bundle_dir: str | Path, profile: TargetProfile | None, name: str | None = None, variant: str | None = None
+) -> Variant:
+    """A bundle run through the device Engine (session threads and providers from the profile): the variant
+    the device chose (Engine.load), or `variant` of a multi-variant bundle."""
     bundle_dir = Path(bundle_dir)
     manifest = Manifest.load(bundle_dir)
     if manifest.kind != "sensor":
         raise BundleError(
             f"{bundle_dir}: {manifest.kind} bundles are not benchmarked yet (only sensor bundles)"
         )
-    engine = Engine(bundle_dir, profile, manifest)
+    if variant is None:
+        engine = Engine.load(bundle_dir, profile, manifest)
+    else:
+        engine = Engine(bundle_dir, profile, manifest.for_variant(variant))
+    manifest = engine.manifest
     model_path = bundle_dir / manifest.model_file
     return Variant(
-        name=name or bundle_dir.name,
+        name=name or (f"{bundle_dir.name}:{engine.variant}" if manifest.variants else bundle_dir.name),
         kind="bundle",
         preprocess=engine.preprocess,
         infer=engine.infer,
@@ -69,6 +77,7 @@ def bundle_variant(bundle_dir: str | Path, profile: TargetProfile | None, name: 
             "model_id": manifest.model_id,
             "model_version": manifest.model_version,
             "input_dtype": manifest.input.dtype,
+            "variant": engine.variant,
             "quantization": manifest.quantization,
             "model_bytes": model_path.stat().st_size,
             "bundle_profile": manifest.profile,
@@ -137,6 +146,15 @@ def load_variant(spec: str, profile: TargetProfile | None) -> Variant:
     if spec.startswith(TORCH_PREFIX):
         return torch_variant(spec, profile)
     return bundle_variant(spec, profile)
+
+
+def own_variants(bundle_dir: Path, spec: str, profile: TargetProfile | None, running: str) -> list[Variant]:
+    """`variant:NAME` (another variant the benchmarked bundle carries) or `variant:all` (every one but
+    `running`, the variant the bundle itself is timed with)."""
+    manifest = Manifest.load(bundle_dir)
+    wanted = spec[len(VARIANT_PREFIX) :]
+    names = [n for n in manifest.variant_names() if n != running] if wanted == "all" else [wanted]
+    return [bundle_variant(bundle_dir, profile, f"{bundle_dir.name}:{n}", variant=n) for n in names]
 
 
 def unique_names(variants: list[Variant]) -> None:
