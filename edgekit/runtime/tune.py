@@ -183,8 +183,9 @@ def tune_release(
     )
     selection.save(release)
     log.info(
-        "tuned %s: running variant %s on %s (%d pairs measured%s)",
-        release.name,
+        "tuned %s %s: running variant %s on %s (%d pairs measured%s)",
+        manifest.model_id,
+        manifest.model_version,
         best.variant,
         best.provider,
         len(measurements),
