@@ -64,7 +64,7 @@ def bundle_variant(
     manifest = engine.manifest
     model_path = bundle_dir / manifest.model_file
     return Variant(
-        name=name or (f"{bundle_dir.name}:{engine.variant}" if manifest.variants else bundle_dir.name),
+        name=name or bundle_dir.name,
         kind="bundle",
         preprocess=engine.preprocess,
         infer=engine.infer,
