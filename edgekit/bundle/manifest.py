@@ -110,7 +110,10 @@ class Manifest:
     variants: list[Variant] = field(default_factory=list)
 
     def to_json(self) -> str:
-        return json.dumps(to_dict(self), indent=2, sort_keys=True)
+        data = to_dict(self)
+        if not self.variants:  # a single-model bundle stays readable by an edgekit that predates variants
+            del data["variants"]
+        return json.dumps(data, indent=2, sort_keys=True)
 
     def save(self, bundle_dir: str | Path) -> Path:
         path = Path(bundle_dir) / MANIFEST

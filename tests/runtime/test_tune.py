@@ -152,7 +152,8 @@ def test_engine_load_ignores_a_selection_that_no_longer_fits(variant_bundle, tmp
 def test_single_variant_bundles_load_and_install_as_before(sensor_bundle, keypair, tmp_path):
     m = Manifest.load(sensor_bundle)
     assert m.variants == [] and m.variant_names() == ["fp32"] and m.for_variant("fp32") is m
-    assert "variants" in json.loads((sensor_bundle / "manifest.json").read_text())  # [] : additive, schema 1
+    # no `variants` key at all: an edgekit that predates variants still reads a single-model bundle
+    assert "variants" not in json.loads((sensor_bundle / "manifest.json").read_text())
     release = install_bundle(sensor_bundle, tmp_path / "root", keypair[1], load_profile(PROFILE))
     sel = read_selection(release)
     assert sel.variant == "fp32" and not sel.forced
