@@ -86,3 +86,27 @@ def test_cli_exports_variants_and_install_forces_one(sensor_run, tmp_path, keypa
     rc = main([*argv, "--overwrite", "--variants", "fp32,int4"])
     err = capsys.readouterr().err.strip()
     assert rc != 0 and len(err.splitlines()) == 1 and "int4" in err
+
+
+def test_text_bundle_for_jetson_carries_fp16_and_fp32_and_tunes_on_what_this_host_has(
+    synthetic_text_run, tmp_path, keypair
+):
+    from edgekit.runtime.engine import device_providers
+    from edgekit.runtime.install import install_bundle
+    from edgekit.runtime.selection import read_selection
+
+    jetson = load_profile("jetson-orin-nano")
+    out = export_run(
+        synthetic_text_run, jetson, tmp_path / "t", key=keypair[0], options=ExportOptions(latency_runs=20)
+    )
+    m = Manifest.load(out)
+    assert m.variant_names() == ["fp16", "fp32"] and m.variants[0].model_file == "model.onnx"
+    # no libnvinfer/libcudart here: TensorRT and CUDA are probed away, not offered to onnxruntime
+    providers = device_providers(jetson)
+    release = install_bundle(str(out) + ".tar.gz", tmp_path / "root", keypair[1], jetson)
+    sel = read_selection(release)
+    assert {(x.variant, x.provider) for x in sel.measurements} == {
+        (v, p) for v in ("fp16", "fp32") for p in providers
+    }
+    assert all(x.self_test == "passed" for x in sel.measurements) and sel.batch_sizes == [1, 64]
+    assert sel.variant == min(sel.measurements, key=lambda x: x.score).variant

@@ -144,6 +144,10 @@ def test_engine_load_ignores_a_selection_that_no_longer_fits(variant_bundle, tmp
     assert Engine.load(bundle).variant == "int8-dynamic"
     data = json.loads((bundle / SELECTION).read_text())
     assert data["variant"] == sel.variant and data["provider"] == "CPUExecutionProvider"
+    data["provider"] = "CUDAExecutionProvider"  # chosen on a GPU this device does not have (now)
+    (bundle / SELECTION).write_text(json.dumps(data))
+    engine = Engine.load(bundle)
+    assert engine.variant == "int8-dynamic" and engine.providers == ["CPUExecutionProvider"]
     data["variant"] = "fp64"  # names a variant this bundle lacks
     (bundle / SELECTION).write_text(json.dumps(data))
     assert Engine.load(bundle).variant == "fp32"
