@@ -166,9 +166,12 @@ def run_verify(args: argparse.Namespace) -> int:
     from edgekit.runtime.engine import self_test
 
     m = verify_bundle(args.bundle, args.pubkey)
-    self_test(args.bundle, m, _profile(args.profile))
+    profile = _profile(args.profile)
+    for name in m.variant_names():
+        self_test(args.bundle, m.for_variant(name), profile)
+    tests = f"golden self-tests of {len(m.variants)} variants" if m.variants else "golden self-test"
     print(
-        f"OK {args.bundle}: {m.model_id} {m.model_version} ({m.kind}, profile {m.profile}); signature, {len(m.files)} file hashes and golden self-test pass"
+        f"OK {args.bundle}: {m.model_id} {m.model_version} ({m.kind}, profile {m.profile}); signature, {len(m.files)} file hashes and {tests} pass"
     )
     return 0
 

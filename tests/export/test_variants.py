@@ -61,6 +61,8 @@ def test_cli_exports_variants_and_install_forces_one(sensor_run, tmp_path, keypa
     printed = capsys.readouterr().out
     assert "variant int8-dynamic (model.int8-dynamic.onnx): test F1" in printed
     assert Manifest.load(out).variant_names() == ["fp32", "int8-dynamic"]
+    assert main(["verify", str(out), "--pubkey", str(keypair[1])]) == 0
+    assert "golden self-tests of 2 variants pass" in capsys.readouterr().out
     root = tmp_path / "root"
     tarball = str(out) + ".tar.gz"
     assert (
