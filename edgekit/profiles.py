@@ -165,6 +165,9 @@ class TargetProfile:
     threads: Threads = field(default_factory=Threads)
     execution_providers: list[ExecutionProvider] = setting(default_factory=_cpu_only, test=_non_empty)
     quantization: Quantization = field(default_factory=Quantization)
+    # Variants a bundle for this target carries (quantization.mode is the default one and must be listed);
+    # empty: only quantization.mode. The device measures which to run (edgekit.runtime.tune).
+    variants: list[QuantMode] = field(default_factory=list)
     opset: int = setting(17, ge=11, le=21)  # what the exporter and onnxruntime >= 1.17 support
     latency: Latency = field(default_factory=Latency)
     gate: Gate = field(default_factory=Gate)
@@ -174,6 +177,14 @@ class TargetProfile:
     @property
     def provider_names(self) -> list[str]:
         return [p.name for p in self.execution_providers]
+
+    def __post_init__(self) -> None:
+        if self.variants and self.quantization.mode not in self.variants:
+            raise ValueError(
+                f"variants {self.variants} must include quantization.mode {self.quantization.mode} (the default)"
+            )
+        if len(set(self.variants)) != len(self.variants):
+            raise ValueError(f"variants {self.variants} repeat a mode")
 
 
 def profile_dirs() -> list[Path]:

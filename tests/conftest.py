@@ -48,6 +48,17 @@ def sensor_bundle(tmp_path_factory, sensor_run, keypair):
 
 
 @pytest.fixture(scope="session")
+def variant_bundle(tmp_path_factory, sensor_run, keypair):
+    """A signed x86-gateway bundle from `sensor_run` carrying three variants: fp32 (default), int8-dynamic and
+    int8-static-qdq."""
+    from edgekit.export.pipeline import ExportOptions, export_run
+
+    out = tmp_path_factory.mktemp("bundles") / "shuttle-variants"
+    opts = ExportOptions(latency_runs=50, variants=["fp32", "int8-dynamic", "int8-static-qdq"])
+    return export_run(sensor_run, "x86-gateway", out, key=keypair[0], options=opts)
+
+
+@pytest.fixture(scope="session")
 def windowed_bundle(tmp_path_factory, keypair):
     """A signed bundle with window 32 / hop 8 from a quick real MIT-BIH ECG distillation (label-free)."""
     from edgekit.distill.pipeline import DistillConfig, distill

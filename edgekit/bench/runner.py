@@ -16,11 +16,13 @@ from edgekit.bench.report import write_report
 from edgekit.bench.resolve import mark_host, report_header, resolve_budget, resolve_profile
 from edgekit.bench.variants import (
     TORCH_PREFIX,
+    VARIANT_PREFIX,
     Variant,
     VariantUnavailable,
     bundle_variant,
     load_variant,
     load_windows,
+    own_variants,
     unique_names,
 )
 from edgekit.errors import DataError
@@ -61,6 +63,9 @@ def _open_variants(
     """The bundle and the variants to compare (tarballs unpacked for as long as `stack` is open)."""
     variants = [bundle_variant(bundle, profile)]
     for spec in compare:
+        if spec.startswith(VARIANT_PREFIX):
+            variants += own_variants(bundle, spec, profile, variants[0].info["variant"])
+            continue
         try:
             if not spec.startswith(TORCH_PREFIX):
                 spec = str(stack.enter_context(opened_bundle(spec)))

@@ -26,6 +26,7 @@ from edgekit.runtime.text import TextEngine
 log = logging.getLogger(__name__)
 
 TORCH_PREFIX = "torch:"
+VARIANT_PREFIX = "variant:"
 
 
 class VariantUnavailable(EdgekitError):
@@ -47,25 +48,38 @@ class Variant:
     engine: Engine | TextEngine | None = None
 
 
-def bundle_variant(bundle_dir: str | Path, profile: TargetProfile | None, name: str | None = None) -> Variant:
-    """A bundle run through the device Engine, or TextEngine (session threads and providers from the profile)."""
+def bundle_variant(
+    bundle_dir: str | Path, profile: TargetProfile | None, name: str | None = None, variant: str | None = None
+) -> Variant:
+    """A bundle run through the device Engine, or TextEngine (session threads and providers from the
+    profile): the variant the device chose (Engine.load), or `variant` of a multi-variant bundle."""
     bundle_dir = Path(bundle_dir)
     manifest = Manifest.load(bundle_dir)
+    engine: Engine | None = None
+    if manifest.kind == "text":
+        if variant is not None:
+            manifest = manifest.for_variant(variant)
+    elif variant is None:
+        engine = Engine.load(bundle_dir, profile, manifest)
+        manifest = engine.manifest
+    else:
+        manifest = manifest.for_variant(variant)
+        engine = Engine(bundle_dir, profile, manifest)
     model_path = bundle_dir / manifest.model_file
     info = {
         "path": str(bundle_dir),
         "model_id": manifest.model_id,
         "model_version": manifest.model_version,
         "input_dtype": manifest.input.dtype,
+        "variant": engine.variant if engine is not None else (variant or manifest.default_variant),
         "quantization": manifest.quantization,
         "model_bytes": model_path.stat().st_size,
         "bundle_profile": manifest.profile,
     }
-    if manifest.kind == "text":
+    if engine is None:
         fields = text_variant_fields(bundle_dir, profile, manifest)
         info.update(fields.pop("info"))
         return Variant(name=name or bundle_dir.name, kind="bundle", info=info, **fields)
-    engine = Engine(bundle_dir, profile, manifest)
     return Variant(
         name=name or bundle_dir.name,
         kind="bundle",
@@ -140,6 +154,15 @@ def load_variant(spec: str, profile: TargetProfile | None) -> Variant:
     if spec.startswith(TORCH_PREFIX):
         return torch_variant(spec, profile)
     return bundle_variant(spec, profile)
+
+
+def own_variants(bundle_dir: Path, spec: str, profile: TargetProfile | None, running: str) -> list[Variant]:
+    """`variant:NAME` (another variant the benchmarked bundle carries) or `variant:all` (every one but
+    `running`, the variant the bundle itself is timed with)."""
+    manifest = Manifest.load(bundle_dir)
+    wanted = spec[len(VARIANT_PREFIX) :]
+    names = [n for n in manifest.variant_names() if n != running] if wanted == "all" else [wanted]
+    return [bundle_variant(bundle_dir, profile, f"{bundle_dir.name}:{n}", variant=n) for n in names]
 
 
 def unique_names(variants: list[Variant]) -> None:

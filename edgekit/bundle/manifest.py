@@ -9,7 +9,7 @@ import hashlib
 import json
 import os
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Literal
 
@@ -19,6 +19,9 @@ from edgekit.errors import BundleError, ConfigError
 SCHEMA_VERSION = 1
 MANIFEST = "manifest.json"
 SIGNATURE = "manifest.sig"
+# Written by the device into an installed release (which variant/provider it measured fastest); not part of
+# the signed bundle, so never hashed. It only chooses among signed variants, each of which is self-tested.
+SELECTION = "selection.json"
 # A real manifest is a few KB; the cap is checked before reading, so a forged huge one never reaches memory.
 MAX_MANIFEST_BYTES = 1 << 20
 
@@ -67,6 +70,20 @@ class TextSpec:
 
 
 @dataclass
+class Variant:
+    """One conversion of the model a bundle carries (its own model file, golden pairs and figures)."""
+
+    name: str
+    mode: str  # quantization mode: fp32, fp16, int8-dynamic, int8-static-qdq
+    model_file: str
+    golden: Golden
+    threshold: float
+    quantization: dict[str, Any] = field(default_factory=dict)
+    # this variant's test quality, parity, gate record and op check
+    metrics: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
 class Manifest:
     model_id: str
     model_version: str
@@ -87,9 +104,16 @@ class Manifest:
     quantization: dict[str, Any] = field(default_factory=dict)
     metrics: dict[str, Any] = field(default_factory=dict)
     provenance: dict[str, Any] = field(default_factory=dict)
+    # Several variants of the model (empty: one implicit variant, the top-level model_file/golden). The
+    # top-level model_file, golden, threshold and quantization always describe the default variant, so a
+    # reader that knows nothing of variants loads that one.
+    variants: list[Variant] = field(default_factory=list)
 
     def to_json(self) -> str:
-        return json.dumps(to_dict(self), indent=2, sort_keys=True)
+        data = to_dict(self)
+        if not self.variants:  # a single-model bundle stays readable by an edgekit that predates variants
+            del data["variants"]
+        return json.dumps(data, indent=2, sort_keys=True)
 
     def save(self, bundle_dir: str | Path) -> Path:
         path = Path(bundle_dir) / MANIFEST
@@ -124,14 +148,54 @@ class Manifest:
         except ConfigError as exc:
             raise BundleError(str(exc)) from None
         manifest.check_names(where)
+        names = [v.name for v in manifest.variants]
+        if len(set(names)) != len(names):
+            raise BundleError(f"{where}: variant names repeat ({', '.join(names)})")
+        if names and manifest.model_file not in {v.model_file for v in manifest.variants}:
+            raise BundleError(
+                f"{where}: model_file {manifest.model_file} is none of the variants' model files"
+            )
         return manifest
 
     def named_files(self) -> dict[str, str]:
-        """The files the manifest points at by field (model, golden, tokenizer): field -> name."""
+        """The files the manifest points at by field (model, golden, tokenizer, variants'): field -> name."""
         named = {"model_file": self.model_file, "golden.file": self.golden.file}
         if self.text is not None:
             named["text.tokenizer"] = self.text.tokenizer
+        for v in self.variants:
+            named[f"variants[{v.name}].model_file"] = v.model_file
+            named[f"variants[{v.name}].golden.file"] = v.golden.file
         return named
+
+    @property
+    def default_variant(self) -> str:
+        """The variant the top-level fields describe (what loads when the device chose nothing)."""
+        for v in self.variants:
+            if v.model_file == self.model_file:
+                return v.name
+        return str(self.quantization.get("mode") or "default")
+
+    def variant_names(self) -> list[str]:
+        return [v.name for v in self.variants] or [self.default_variant]
+
+    def for_variant(self, name: str | None) -> Manifest:
+        """This manifest as seen by one variant: its model file, golden pairs, threshold and quantization
+        on top (None or the default: the manifest itself). BundleError for a name the bundle lacks."""
+        if name is None or (name == self.default_variant and not self.variants):
+            return self
+        for v in self.variants:
+            if v.name == name:
+                return replace(
+                    self,
+                    model_file=v.model_file,
+                    golden=v.golden,
+                    threshold=v.threshold,
+                    quantization=v.quantization,
+                    metrics={**self.metrics, **v.metrics},
+                )
+        raise BundleError(
+            f"{self.model_id} {self.model_version} has no variant {name!r} (it carries: {', '.join(self.variant_names())})"
+        )
 
     def check_names(self, where: str) -> None:
         """Every file name in the manifest is a plain relative name inside the bundle (BundleError if not).
@@ -180,7 +244,7 @@ def hash_files(bundle_dir: str | Path) -> dict[str, str]:
     return {
         p.relative_to(root).as_posix(): sha256_file(p)
         for p in sorted(root.rglob("*"))
-        if p.is_file() and p.name not in (MANIFEST, SIGNATURE)
+        if p.is_file() and p.name not in (MANIFEST, SIGNATURE, SELECTION)
     }
 
 

@@ -10,7 +10,8 @@ from edgekit.cli import options_from_args
 T = TypeVar("T")
 
 EPILOG = """exit status: 0 PASS, 4 FAIL (latency budget missed at the chosen percentile), 2 error.
-variants for --compare: another bundle directory, or torch:RUN_DIR[#MODEL] (eager torch; needs torch).
+variants for --compare: another bundle directory, torch:RUN_DIR[#MODEL] (eager torch; needs torch),
+variant:NAME (another variant BUNDLE carries) or variant:all (all of them).
 --e2e: publisher -> broker -> `edgekit serve` -> report -> subscriber at each --rates value, then the
 same through a bare relay; verdict at the highest rate <= --verdict-rate."""
 

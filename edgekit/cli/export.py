@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import argparse
 
-from edgekit.cli import options_from_args
+from edgekit.cli import csv_list, options_from_args
 from edgekit.runtime.unpack import MIB, UnpackLimits  # stdlib only: cheap to import for --help
 
 UNPACK_DEFAULT_MB = UnpackLimits().max_bytes // MIB
@@ -41,6 +41,13 @@ def register(sub: argparse._SubParsersAction) -> None:
         help="semantic version of this release (default 1.0.0)",
     )
     p.add_argument("--overwrite", action="store_true", help="replace an existing BUNDLE_DIR")
+    p.add_argument(
+        "--variants",
+        type=csv_list,
+        metavar="MODE[,MODE...]",
+        help="quantization modes the bundle carries, e.g. fp32,int8-dynamic (default: the profile's variants); "
+        "the device measures which to run",
+    )
     p.add_argument(
         "--latency-runs",
         type=int,
@@ -81,6 +88,11 @@ def register(sub: argparse._SubParsersAction) -> None:
         help="install an older version of the model that is current (refused by default: replayed releases)",
     )
     p.add_argument(
+        "--variant",
+        metavar="NAME",
+        help="run this variant of a multi-variant bundle instead of the one the device measures fastest",
+    )
+    p.add_argument(
         "--max-unpacked-mb",
         type=int,
         default=UNPACK_DEFAULT_MB,
@@ -118,6 +130,13 @@ def run_export(args: argparse.Namespace) -> int:
         f"  threshold {m.threshold:.6g}; test {quality}; quality gate: {gate['quality_gate']}; latency gate: {gate['latency_gate']}"
     )
     print(f"  batch-1 latency on this host (ms): {json.dumps(gate['latency_ms'])}")
+    for v in m.variants[1:]:
+        vt, vg = v.metrics["test"], v.metrics["gate"]
+        vq = f"macro-F1 {vt['macro_f1']:.4f}" if "macro_f1" in vt else f"F1 {vt.get('f1')}"
+        print(
+            f"  variant {v.name} ({v.model_file}): test {vq}; quality gate: {vg['quality_gate']}; "
+            f"latency gate: {vg['latency_gate']}"
+        )
     for w in m.metrics["opcheck"]["warnings"]:
         print(f"  warning: {w}")
     if not args.key:
@@ -140,16 +159,21 @@ def run_verify(args: argparse.Namespace) -> int:
     from edgekit.runtime.engine import self_test
 
     m = verify_bundle(args.bundle, args.pubkey)
-    self_test(args.bundle, m, _profile(args.profile))
+    profile = _profile(args.profile)
+    for name in m.variant_names():
+        self_test(args.bundle, m.for_variant(name), profile)
+    tests = f"golden self-tests of {len(m.variants)} variants" if m.variants else "golden self-test"
     print(
-        f"OK {args.bundle}: {m.model_id} {m.model_version} ({m.kind}, profile {m.profile}); signature, {len(m.files)} file hashes and golden self-test pass"
+        f"OK {args.bundle}: {m.model_id} {m.model_version} ({m.kind}, profile {m.profile}); signature, {len(m.files)} file hashes and {tests} pass"
     )
     return 0
 
 
 def run_install(args: argparse.Namespace) -> int:
+    from edgekit.cli.device_tune import format_selection
     from edgekit.errors import ConfigError
     from edgekit.runtime.install import install_bundle
+    from edgekit.runtime.selection import read_selection
 
     if args.max_unpacked_mb < 1:
         raise ConfigError(f"--max-unpacked-mb must be at least 1, got {args.max_unpacked_mb}")
@@ -160,8 +184,10 @@ def run_install(args: argparse.Namespace) -> int:
         _profile(args.profile),
         allow_downgrade=args.allow_downgrade,
         limits=UnpackLimits(max_bytes=args.max_unpacked_mb * MIB),
+        variant=args.variant,
     )
     print(f"installed {release}; {args.root}/current -> {release.name}")
+    print(format_selection(read_selection(release)))
     return 0
 
 

@@ -9,6 +9,7 @@ golden file hold. To add a kind: subclass `ModelExporter` and add it to `EXPORTE
 from __future__ import annotations
 
 import hashlib
+import logging
 import platform
 import re
 import subprocess
@@ -26,6 +27,8 @@ from edgekit.export.gate import GateModel, QualityMetric
 from edgekit.profiles import TargetProfile
 from edgekit.run import RunFolder
 
+log = logging.getLogger(__name__)
+
 
 @dataclass
 class ExportOptions:
@@ -34,6 +37,8 @@ class ExportOptions:
     version: str = "1.0.0"
     overwrite: bool = False
     latency_runs: int = 500
+    # quantization modes the bundle carries (None: the profile's `variants`, else its one quantization.mode)
+    variants: list[str] | None = None
     extra_provenance: dict[str, Any] = field(default_factory=dict)
 
 
@@ -51,6 +56,25 @@ class ModelExporter(ABC):
 
     def __init__(self, run: RunFolder, profile: TargetProfile, options: ExportOptions) -> None:
         self.run, self.profile, self.options = run, profile, options
+
+    # quantization modes this kind can export (None: all); a profile's extra variants outside it are skipped
+    supported_modes: ClassVar[tuple[str, ...] | None] = None
+
+    @property
+    def modes(self) -> list[str]:
+        """The variants to export, default first: quantization.mode when listed, else the first listed."""
+        mode = self.profile.quantization.mode
+        listed = list(self.options.variants or self.profile.variants)
+        if not self.options.variants and self.supported_modes is not None:
+            # a profile serves every kind: its extra variants this kind cannot make are left out, not refused
+            skipped = [m for m in listed if m not in self.supported_modes and m != mode]
+            if skipped:
+                log.info("%s bundles cannot carry %s: left out", self.kind, ", ".join(skipped))
+            listed = [m for m in listed if m not in skipped]
+        if not listed:
+            return [mode]
+        default = mode if mode in listed else listed[0]
+        return [default, *dict.fromkeys(m for m in listed if m != default)]
 
     # --- naming -----------------------------------------------------------------------------------------
     @property

@@ -103,11 +103,18 @@ def latency_verdict(ref: dict[str, float], cand: dict[str, float]) -> bool:
     return cand["p50"] <= ref["p50"]
 
 
+# A bundle carrying fp32 beside the candidate leaves the choice to the device (edgekit.runtime.tune): it
+# never runs a variant slower than another correct one it carries, so export only records the timing.
+DEVICE_DECIDES = "recorded only: the bundle carries fp32 too and the device runs the fastest correct variant"
+
+
 def latency_gate(
-    lat: dict[str, dict[str, float]], profile: TargetProfile, mode: str
+    lat: dict[str, dict[str, float]], profile: TargetProfile, mode: str, device_decides: bool = False
 ) -> tuple[str, str | None]:
     """(status recorded in the manifest, failure message or None) for the candidate `mode` vs "fp32"."""
     skip = latency_applicability(profile, mode)
+    if skip is None and device_decides:
+        skip = DEVICE_DECIDES
     faster = latency_verdict(lat["fp32"], lat[mode])
     if skip is not None:
         if not faster:
@@ -142,9 +149,11 @@ def release_gate(
     profile: TargetProfile,
     mode: str,
     latency_runs: int = 500,
+    device_decides: bool = False,
 ) -> dict[str, Any]:
     """Evaluate FP32 and the candidate; return the gate record (the candidate's quality under "candidate"),
     or raise GateError listing every failure. `cand` is None for an fp32 export (the reference is the candidate).
+    `device_decides`: the bundle also carries fp32, so the latency check only records (see DEVICE_DECIDES).
     """
     ref_q = ref.quality()
     record: dict[str, Any] = {
@@ -191,7 +200,7 @@ def release_gate(
             )
     record["quality_gate"] = "failed" if failures else "passed"
 
-    status, failure = latency_gate(lat, profile, mode)
+    status, failure = latency_gate(lat, profile, mode, device_decides)
     record["latency_gate"] = status
     record["latency_ratio_p50"] = lat[mode]["p50"] / lat["fp32"]["p50"]
     failures += [failure] if failure else []

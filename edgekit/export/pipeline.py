@@ -10,13 +10,16 @@ import datetime as dt
 import logging
 import re
 import shutil
+from dataclasses import dataclass, replace
 from pathlib import Path
 
-from edgekit.bundle.manifest import Golden, Manifest
+import numpy as np
+
+from edgekit.bundle.manifest import Golden, Manifest, Variant
 from edgekit.errors import ConfigError
 from edgekit.export.exporter import ExportOptions, ModelExporter, model_id_for, provenance
-from edgekit.export.gate import release_gate
-from edgekit.export.onnx import check_model, compare, model_opset, require_parity
+from edgekit.export.gate import GateModel, release_gate
+from edgekit.export.onnx import Parity, check_model, compare, model_opset, require_parity
 from edgekit.export.opcheck import check_ops
 from edgekit.export.package import publish, seal, staging, write_golden
 from edgekit.export.quantize import QUANTIZERS, quantize
@@ -26,7 +29,7 @@ from edgekit.profiles import TargetProfile, load_profile
 from edgekit.run import load_run
 from edgekit.runtime.engine import self_test
 
-__all__ = ["EXPORTERS", "ExportOptions", "export_model", "export_run"]
+__all__ = ["EXPORTERS", "ExportOptions", "export_model", "export_run", "variant_files"]
 
 log = logging.getLogger(__name__)
 
@@ -47,17 +50,38 @@ def export_run(
     opts = options or ExportOptions()
     if not SEMVER.match(opts.version):
         raise ConfigError(f"model version {opts.version!r} is not a semantic version (MAJOR.MINOR.PATCH)")
+    for mode in opts.variants or []:
+        QUANTIZERS.get(mode)  # an unknown mode fails here, before the run is loaded
     prof = profile if isinstance(profile, TargetProfile) else load_profile(profile)
     run = load_run(run_dir)
     return export_model(EXPORTERS[run.kind](run, prof, opts), Path(out), key)
 
 
+def variant_files(mode: str, default: str) -> tuple[str, str]:
+    """(model file, golden file) of a variant: the default keeps model.onnx/golden.npz, as single-model bundles."""
+    if mode == default:
+        return "model.onnx", "golden.npz"
+    return f"model.{mode}.onnx", f"golden.{mode}.npz"
+
+
+@dataclass
+class _Shared:
+    """What every variant's export reuses: the FP32 graph, its parity and the gate's FP32 reference."""
+
+    fp32: Path
+    bundle: Path
+    torch_out: np.ndarray
+    fp32_parity: Parity
+    ref: GateModel
+    base: Manifest
+
+
 def export_model(exporter: ModelExporter, out: Path, key: str | Path | None = None) -> Path:
-    """The export skeleton: ONNX, parity vs torch, quantize, op check, release gate, manifest, golden pairs,
-    seal, self-test and an all-or-nothing publish of `out` (+ out.tar.gz). Raises GateError on a refusal."""
+    """The export skeleton: ONNX, parity vs torch, then per variant quantize, op check, release gate and golden
+    pairs; manifest, seal, self-test of every variant and an all-or-nothing publish of `out` (+ out.tar.gz).
+    Raises GateError when any variant is refused."""
     prof, opts = exporter.profile, exporter.options
-    mode = prof.quantization.mode
-    quantizer = QUANTIZERS.get(mode)
+    modes = exporter.modes
     with staging(out, opts.overwrite) as tmp:
         work, bundle, ref_dir = tmp / "work", tmp / "bundle", tmp / "fp32"
         for d in (work, bundle, ref_dir):
@@ -67,45 +91,35 @@ def export_model(exporter: ModelExporter, out: Path, key: str | Path | None = No
         fp32_parity = compare(torch_out, exporter.onnx_outputs(fp32), exporter.parity_threshold)
         require_parity(fp32_parity, prof.gate.parity_atol, f"{exporter.model_name} (fp32 ONNX vs torch)")
 
-        model = bundle / "model.onnx"
-        calib = exporter.calibration() if quantizer.needs_calibration else None
-        settings = quantize(mode, fp32, model, prof.quantization, calib, exporter.input_name)
-        check_model(model)
-        ops = check_ops(model, prof)
-        cand_parity = compare(torch_out, exporter.onnx_outputs(model), exporter.parity_threshold)
-
         manifest = Manifest(
             model_id=opts.model_id or model_id_for(exporter.run.info.dataset, exporter.model_name),
             model_version=opts.version,
             created_at=dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
             profile=prof.name,
-            golden=Golden(atol=quantizer.golden_atol, rtol=quantizer.golden_rtol),
             **exporter.manifest_fields(),
         )
-        manifest.save(bundle)
         # the FP32 reference as a bundle-shaped folder, so both models are scored through the same code path
         shutil.copyfile(fp32, ref_dir / manifest.model_file)
         manifest.save(ref_dir)
-        ref = exporter.gate_model(ref_dir, manifest)
-        cand = None if mode == "fp32" else exporter.gate_model(bundle, manifest)
-        gate = release_gate(ref, cand, exporter.metric, prof, mode, latency_runs=opts.latency_runs)
-        candidate = gate.pop("candidate")
+        shared = _Shared(
+            fp32, bundle, torch_out, fp32_parity, exporter.gate_model(ref_dir, manifest), manifest
+        )
+        variants = [_export_variant(exporter, shared, mode, modes) for mode in modes]
 
-        exporter.finish(bundle, manifest, candidate)
-        write_golden(bundle, manifest, **exporter.golden(bundle, manifest))
+        default = variants[0]
+        manifest.model_file, manifest.golden, manifest.threshold = (
+            default.model_file,
+            default.golden,
+            default.threshold,
+        )
+        manifest.quantization = default.quantization
+        if len(variants) > 1:
+            manifest.variants = variants
         report = exporter.run.report()
-        manifest.quantization = settings
         manifest.metrics = {
             "teacher": report.get("teacher"),
             "distilled": report.get(exporter.report_row),
-            "test": candidate,
-            "parity": {
-                "fp32_vs_torch": fp32_parity.to_dict(),
-                "bundle_vs_torch": cand_parity.to_dict(),
-                "atol": prof.gate.parity_atol,
-            },
-            "gate": gate,
-            "opcheck": ops.to_dict(),
+            **default.metrics,
             **exporter.extra_metrics(),
         }
         manifest.provenance = provenance(
@@ -114,12 +128,57 @@ def export_model(exporter: ModelExporter, out: Path, key: str | Path | None = No
             {
                 "source_model": exporter.source_model,
                 "exporter": exporter.converter,
-                "opset": model_opset(model),
+                "opset": model_opset(bundle / manifest.model_file),
                 **opts.extra_provenance,
             },
         )
         seal(bundle, manifest, key)
-        self_test(bundle, manifest, prof)
+        for name in manifest.variant_names():
+            self_test(bundle, manifest.for_variant(name), prof)
         publish(bundle, out, opts.overwrite)
-    log.info("wrote %s bundle %s (%s, %s) and %s.tar.gz", exporter.kind, out, prof.name, mode, out.name)
+    log.info(
+        "wrote %s bundle %s (%s, %s) and %s.tar.gz", exporter.kind, out, prof.name, ", ".join(modes), out.name
+    )
     return out
+
+
+def _export_variant(exporter: ModelExporter, shared: _Shared, mode: str, modes: list[str]) -> Variant:
+    """Convert, check and gate one variant, and write its golden pairs into the staged bundle."""
+    prof, bundle = exporter.profile, shared.bundle
+    quantizer = QUANTIZERS.get(mode)
+    model_file, golden_file = variant_files(mode, modes[0])
+    model = bundle / model_file
+    calib = exporter.calibration() if quantizer.needs_calibration else None
+    settings = quantize(mode, shared.fp32, model, prof.quantization, calib, exporter.input_name)
+    check_model(model)
+    ops = check_ops(model, prof)
+    cand_parity = compare(shared.torch_out, exporter.onnx_outputs(model), exporter.parity_threshold)
+    view = replace(
+        shared.base,
+        model_file=model_file,
+        golden=Golden(golden_file, atol=quantizer.golden_atol, rtol=quantizer.golden_rtol),
+    )
+    cand = None if mode == "fp32" else exporter.gate_model(bundle, view)
+    gate = release_gate(
+        shared.ref,
+        cand,
+        exporter.metric,
+        prof,
+        mode,
+        latency_runs=exporter.options.latency_runs,
+        device_decides=mode != "fp32" and "fp32" in modes,
+    )
+    candidate = gate.pop("candidate")
+    exporter.finish(bundle, view, candidate)
+    write_golden(bundle, view, **exporter.golden(bundle, view))
+    metrics = {
+        "test": candidate,
+        "parity": {
+            "fp32_vs_torch": shared.fp32_parity.to_dict(),
+            "bundle_vs_torch": cand_parity.to_dict(),
+            "atol": prof.gate.parity_atol,
+        },
+        "gate": gate,
+        "opcheck": ops.to_dict(),
+    }
+    return Variant(mode, mode, model_file, view.golden, view.threshold, settings, metrics)

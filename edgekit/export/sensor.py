@@ -102,7 +102,7 @@ class SensorExporter(ModelExporter):
         }
 
     def gate_model(self, bundle_dir: Path, manifest: Manifest) -> GateModel:
-        engine = Engine(bundle_dir, self.profile)
+        engine = Engine(bundle_dir, self.profile, manifest)
         w = self.windows
 
         def quality() -> Quality:

@@ -44,17 +44,18 @@ class TextExporter(ModelExporter):
     metric = QualityMetric("macro_f1", "macro-F1")
     input_name = "input_ids"
     converter = EXPORTER
+    supported_modes = TEXT_MODES
 
     def __init__(self, run: RunFolder, profile: TargetProfile, options: ExportOptions) -> None:
         os.environ.setdefault("HF_HUB_OFFLINE", "1")  # everything is local; never reach for the hub
         from transformers import AutoModelForSequenceClassification, AutoTokenizer
 
         super().__init__(run, profile, options)
-        mode = profile.quantization.mode
-        if mode not in TEXT_MODES:
-            raise ConfigError(
-                f"profile {profile.name}: quantization.mode {mode} is not supported for text bundles (use one of {', '.join(TEXT_MODES)})"
-            )
+        for mode in self.modes:
+            if mode not in TEXT_MODES:
+                raise ConfigError(
+                    f"profile {profile.name}: quantization.mode {mode} is not supported for text bundles (use one of {', '.join(TEXT_MODES)})"
+                )
         assert isinstance(run.info, TextRun)
         self.info: TextRun = run.info
         self.student_dir = run.path / self.info.student_dir

@@ -9,7 +9,9 @@ import logging
 import os
 import zipfile
 from collections.abc import Collection, Mapping, Sequence
+from dataclasses import replace
 from pathlib import Path
+from typing import TypeVar
 
 import numpy as np
 import onnxruntime as ort
@@ -17,7 +19,8 @@ import onnxruntime as ort
 from edgekit.bundle.manifest import Manifest
 from edgekit.bundle.signing import verify_bundle
 from edgekit.errors import BundleError
-from edgekit.profiles import TargetProfile
+from edgekit.profiles import ExecutionProvider, TargetProfile
+from edgekit.runtime.selection import read_selection
 from edgekit.runtime.stages import WindowStages
 
 log = logging.getLogger(__name__)
@@ -124,6 +127,47 @@ def providers_for(profile: TargetProfile | None) -> list[tuple[str, dict]]:
     return chosen
 
 
+def on_provider(profile: TargetProfile | None, provider: str) -> TargetProfile | None:
+    """`profile` narrowed to one execution provider (its options kept; CPU is still added as the fallback for
+    nodes the provider lacks). None stays None for the CPU (no profile: onnxruntime's defaults)."""
+    if profile is None and provider == "CPUExecutionProvider":
+        return None
+    base = profile or TargetProfile(name="device")
+    eps = [ep for ep in base.execution_providers if ep.name == provider] or [ExecutionProvider(provider)]  # type: ignore[arg-type]
+    return replace(base, execution_providers=eps)
+
+
+def device_providers(profile: TargetProfile | None) -> list[str]:
+    """The execution providers of `profile` this device really has (libraries probed), CPU always among them."""
+    names = usable_providers(profile.provider_names if profile is not None else [])
+    return names if "CPUExecutionProvider" in names else [*names, "CPUExecutionProvider"]
+
+
+def chosen(
+    bundle_dir: str | Path, manifest: Manifest, profile: TargetProfile | None
+) -> tuple[str, TargetProfile | None]:
+    """(variant, profile narrowed to the provider) that selection.json names, when it is still valid here;
+    else the manifest's default variant on the profile's providers."""
+    try:
+        sel = read_selection(bundle_dir)
+    except BundleError as exc:
+        log.warning("ignoring the device's variant choice: %s", exc)
+        sel = None
+    if sel is None:
+        return manifest.default_variant, profile
+    if sel.variant not in manifest.variant_names():
+        log.warning(
+            "selection.json names variant %s, which %s lacks; loading the default", sel.variant, bundle_dir
+        )
+        return manifest.default_variant, profile
+    if sel.provider not in device_providers(profile):
+        log.warning(
+            "selection.json names %s, which this device cannot run now; using the profile's", sel.provider
+        )
+        return sel.variant, profile
+    return sel.variant, on_provider(profile, sel.provider)
+
+
 def create_session(model_path: str | Path, profile: TargetProfile | None = None) -> ort.InferenceSession:
     try:
         chosen = providers_for(profile)  # once: it logs a warning per missing provider
@@ -137,39 +181,92 @@ def create_session(model_path: str | Path, profile: TargetProfile | None = None)
         raise BundleError(f"{model_path}: onnxruntime cannot load the model ({exc})") from None
 
 
-class Engine(WindowStages):
-    """A loaded sensor bundle: `score(windows)` maps raw windows [B, W, C] to anomaly scores [B]."""
+_E = TypeVar("_E", bound="BundleEngine")
+
+
+class BundleEngine:
+    """What every loaded bundle has, whatever its kind: its manifest (as seen by the variant it runs), an
+    onnxruntime session configured from the profile, and the two ways to load it. A kind sets `KIND`."""
+
+    KIND = ""
+    REFUSAL = ""  # how a bundle of another kind is refused: "a text bundle cannot score sensor windows"
 
     def __init__(
         self, bundle_dir: str | Path, profile: TargetProfile | None = None, manifest: Manifest | None = None
     ) -> None:
         self.bundle_dir = Path(bundle_dir)
         self.manifest = manifest or Manifest.load(self.bundle_dir)
-        m = self.manifest
-        if m.kind != "sensor" or m.window is None:
-            raise BundleError(f"{bundle_dir}: a {m.kind} bundle cannot score sensor windows")
+        if self.manifest.kind != self.KIND:
+            raise BundleError(f"{bundle_dir}: a {self.manifest.kind} bundle {self.REFUSAL}")
         self.profile = profile
-        self.session = create_session(self.bundle_dir / m.model_file, profile)
+        self.session = create_session(self.bundle_dir / self.manifest.model_file, profile)
+        self.output_name = self.manifest.output.name
+
+    @classmethod
+    def load(
+        cls: type[_E],
+        bundle_dir: str | Path,
+        profile: TargetProfile | None = None,
+        manifest: Manifest | None = None,
+    ) -> _E:
+        """The variant and provider this device chose (the release's selection.json), else the default variant."""
+        manifest = manifest or Manifest.load(bundle_dir)
+        variant, prof = chosen(bundle_dir, manifest, profile)
+        return cls(bundle_dir, prof, manifest.for_variant(variant))
+
+    @classmethod
+    def from_verified(
+        cls: type[_E],
+        bundle_dir: str | Path,
+        public_key: str | Path | None,
+        profile: TargetProfile | None = None,
+    ) -> _E:
+        """Verify signature and hashes, load (`load`) and run the golden self-test; BundleError on any failure."""
+        engine = cls.load(bundle_dir, profile, verify_bundle(bundle_dir, public_key))
+        engine.self_test()
+        return engine
+
+    def self_test(self) -> None:
+        """Golden pairs from export must reproduce here, on this device's onnxruntime."""
+        self_test(self.bundle_dir, self.manifest, self.profile)
+
+    @property
+    def variant(self) -> str:
+        """The variant of the bundle this engine runs."""
+        return self.manifest.default_variant
+
+    @property
+    def threshold(self) -> float:
+        return self.manifest.threshold
+
+    @property
+    def providers(self) -> list[str]:
+        return self.session.get_providers()
+
+
+class Engine(BundleEngine, WindowStages):
+    """A loaded sensor bundle: `score(windows)` maps raw windows [B, W, C] to anomaly scores [B]."""
+
+    KIND = "sensor"
+    REFUSAL = "cannot score sensor windows"
+
+    def __init__(
+        self, bundle_dir: str | Path, profile: TargetProfile | None = None, manifest: Manifest | None = None
+    ) -> None:
+        BundleEngine.__init__(self, bundle_dir, profile, manifest)
+        m = self.manifest
+        if m.window is None:
+            raise BundleError(f"{bundle_dir}: a sensor bundle without a window spec")
         self.input_name = self.session.get_inputs()[0].name
-        self.output_name = m.output.name
         norm = m.normalization
-        super().__init__(
+        WindowStages.__init__(
+            self,
             len(m.window.channels),
             norm.mean if norm is not None else None,
             norm.std if norm is not None else None,
             _DTYPES[m.input.dtype],
             m.output.score == "softmax",
         )
-
-    @classmethod
-    def from_verified(
-        cls, bundle_dir: str | Path, public_key: str | Path | None, profile: TargetProfile | None = None
-    ) -> Engine:
-        """Verify signature and hashes, load, and run the golden self-test; raises BundleError on any failure."""
-        manifest = verify_bundle(bundle_dir, public_key)
-        engine = cls(bundle_dir, profile, manifest)
-        engine.self_test()
-        return engine
 
     @property
     def window(self) -> int:
@@ -183,14 +280,6 @@ class Engine(WindowStages):
     def channels(self) -> int:
         return len(self.manifest.window.channels)  # type: ignore[union-attr]
 
-    @property
-    def threshold(self) -> float:
-        return self.manifest.threshold
-
-    @property
-    def providers(self) -> list[str]:
-        return self.session.get_providers()
-
     def infer(self, x: np.ndarray) -> np.ndarray:
         """Run the session on already-preprocessed input; returns the raw model output as float32."""
         return np.asarray(self.session.run([self.output_name], {self.input_name: x})[0], dtype=np.float32)
@@ -201,6 +290,18 @@ class Engine(WindowStages):
     def self_test(self) -> None:
         """Golden pairs from export must reproduce here, on this device's onnxruntime."""
         self_test(self.bundle_dir, self.manifest, self.profile, engine=self)
+
+
+def load_golden(bundle_dir: Path, manifest: Manifest) -> dict[str, np.ndarray]:
+    """The golden arrays of `manifest`'s (variant's) golden file; BundleError when missing or unreadable."""
+    path = bundle_dir / manifest.golden.file
+    if not path.is_file():
+        raise BundleError(f"{bundle_dir}: golden file {manifest.golden.file} is missing")
+    try:
+        with np.load(path) as g:
+            return {k: g[k] for k in g.files}
+    except (OSError, ValueError, zipfile.BadZipFile) as exc:  # ValueError: pickled objects are refused
+        raise BundleError(f"{path}: not a readable golden .npz ({exc})") from None
 
 
 def self_test(
@@ -216,14 +317,7 @@ def self_test(
     an already loaded sensor Engine instead of opening a second session.
     """
     bundle_dir = Path(bundle_dir)
-    path = bundle_dir / manifest.golden.file
-    if not path.is_file():
-        raise BundleError(f"{bundle_dir}: golden file {manifest.golden.file} is missing")
-    try:
-        with np.load(path) as g:
-            golden = {k: g[k] for k in g.files}
-    except (OSError, ValueError, zipfile.BadZipFile) as exc:  # ValueError: pickled objects are refused
-        raise BundleError(f"{path}: not a readable golden .npz ({exc})") from None
+    golden = load_golden(bundle_dir, manifest)
     if manifest.kind == "sensor":
         engine = engine or Engine(bundle_dir, profile, manifest)
         _require(golden, ["inputs", "outputs"], bundle_dir)

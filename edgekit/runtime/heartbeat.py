@@ -57,6 +57,8 @@ def snapshot(
         "uptime_s": round(time.monotonic() - started, 3),
         "model_id": m.model_id,
         "model_version": m.model_version,
+        "variant": engine.variant,
+        "provider": engine.providers[0],
         "bundle": str(engine.bundle_dir),
         "verified": verified,  # False: started without --pubkey, bundles are not signature-checked
         "threshold": threshold,

@@ -26,6 +26,7 @@ from edgekit.bundle.signing import verify_bundle
 from edgekit.errors import BundleError
 from edgekit.profiles import TargetProfile
 from edgekit.runtime.engine import self_test
+from edgekit.runtime.tune import tune_release
 from edgekit.runtime.unpack import UnpackLimits, check_space, safe_extract
 
 log = logging.getLogger(__name__)
@@ -168,8 +169,10 @@ def install_bundle(
     profile: TargetProfile | None = None,
     allow_downgrade: bool = False,
     limits: UnpackLimits | None = None,
+    variant: str | None = None,
 ) -> Path:
     """Verify (signature, hashes, version order, golden self-test) and install; returns the release now `current`.
+    The device then measures which variant to run (edgekit.runtime.tune; `variant` forces one).
 
     Any failure raises BundleError and leaves ROOT/current untouched.
     """
@@ -182,7 +185,9 @@ def install_bundle(
         with _os_errors(f"cannot write in {root}"):
             tmp = Path(tempfile.mkdtemp(prefix=INCOMING, dir=root))
         try:
-            release = _install_locked(bundle, root, tmp, public_key, profile, allow_downgrade, limits)
+            release = _install_locked(
+                bundle, root, tmp, public_key, profile, allow_downgrade, limits, variant
+            )
         finally:
             shutil.rmtree(tmp, ignore_errors=True)
     return release
@@ -196,6 +201,7 @@ def _install_locked(
     profile: TargetProfile | None,
     allow_downgrade: bool,
     limits: UnpackLimits,
+    variant: str | None = None,
 ) -> Path:
     if bundle.is_file():
         with _os_errors(f"cannot unpack {bundle} into {root}"):
@@ -219,6 +225,7 @@ def _install_locked(
         except BundleError as exc:
             log.warning("replacing damaged release %s: %s", release, exc)
     self_test(staged, manifest, profile)
+    tune_release(staged, profile, variant=variant, manifest=manifest)
     with _os_errors(f"cannot install into {root}"):
         _fsync_tree(staged)
         if staged != release:

@@ -180,6 +180,7 @@ class Scorer:
                 "anomaly": hit,
                 "model_id": m.model_id,
                 "model_version": m.model_version,
+                "variant": self.engine.variant,
                 "latency_ms": latency_ms,
             }
         )

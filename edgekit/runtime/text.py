@@ -15,10 +15,9 @@ import numpy as np
 from tokenizers import Tokenizer
 
 from edgekit.bundle.manifest import Manifest
-from edgekit.bundle.signing import verify_bundle
 from edgekit.errors import BundleError
 from edgekit.profiles import TargetProfile
-from edgekit.runtime.engine import create_session, self_test
+from edgekit.runtime.engine import BundleEngine, self_test
 
 log = logging.getLogger(__name__)
 
@@ -44,45 +43,26 @@ def load_tokenizer(path: Path, max_length: int) -> Tokenizer:
     return tok
 
 
-class TextEngine:
+class TextEngine(BundleEngine):
     """`classify(texts)` maps strings to class probabilities [B, K]; the stages are public for the bench."""
+
+    KIND = "text"
+    REFUSAL = "cannot classify text"
 
     def __init__(
         self, bundle_dir: str | Path, profile: TargetProfile | None = None, manifest: Manifest | None = None
     ) -> None:
-        self.bundle_dir = Path(bundle_dir)
-        self.manifest = manifest or Manifest.load(self.bundle_dir)
+        super().__init__(bundle_dir, profile, manifest)
         m = self.manifest
-        if m.kind != "text" or m.text is None:
-            raise BundleError(f"{bundle_dir}: a {m.kind} bundle cannot classify text")
-        self.profile = profile
+        if m.text is None:
+            raise BundleError(f"{bundle_dir}: a text bundle without a text spec")
         self.max_length = m.text.max_length
         self.tokenizer = load_tokenizer(self.bundle_dir / m.text.tokenizer, self.max_length)
-        self.session = create_session(self.bundle_dir / m.model_file, profile)
         self.input_names = [i.name for i in self.session.get_inputs()]
         known = {"input_ids", "attention_mask", "token_type_ids"}
         if unknown := [n for n in self.input_names if n not in known]:
             raise BundleError(f"{bundle_dir}: the model takes inputs a tokenizer cannot give: {unknown}")
-        self.output_name = m.output.name
         self.labels = list(m.labels)
-
-    @classmethod
-    def from_verified(
-        cls, bundle_dir: str | Path, public_key: str | Path | None, profile: TargetProfile | None = None
-    ) -> TextEngine:
-        """Verify signature and hashes, load, and run the golden self-test; raises BundleError on any failure."""
-        manifest = verify_bundle(bundle_dir, public_key)
-        engine = cls(bundle_dir, profile, manifest)
-        engine.self_test()
-        return engine
-
-    @property
-    def threshold(self) -> float:
-        return self.manifest.threshold
-
-    @property
-    def providers(self) -> list[str]:
-        return self.session.get_providers()
 
     def tokenize(self, texts: Sequence[str]) -> dict[str, np.ndarray]:
         """The model's feeds [B, L] (int64), L = the longest encoding of the batch (<= max_length)."""

@@ -279,7 +279,8 @@ def test_fsync_before_the_switch_and_root_after(
     release = install_bundle(make_tarball(sensor_bundle, tmp_path / "b.tar.gz"), root, keypair[1])
 
     files = {p.name for p in release.rglob("*") if p.is_file()}
-    assert files == {"manifest.json", "manifest.sig", "model.onnx", "golden.npz"}
+    # selection.json: the device's measured variant choice (edgekit.runtime.tune), written before the switch too
+    assert files == {"manifest.json", "manifest.sig", "model.onnx", "golden.npz", "selection.json"}
     moved = events.index(("replace", str(release)))  # the staged folder renamed into releases/
     flip = events.index(("replace", str(root / "current")))
     synced = [(i, Path(path)) for i, (kind, path) in enumerate(events) if kind == "fsync"]

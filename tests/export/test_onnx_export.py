@@ -84,7 +84,10 @@ def test_text_export_parity_and_bundle(synthetic_text_run, tmp_path, keypair, pr
     )
     m = verify_bundle(out, keypair[1])
     assert m.kind == "text" and m.text.max_length == 24 and m.window is None
-    assert set(m.files) == {"model.onnx", "tokenizer.json", "golden.npz"}
+    # the Pi 4 profile's variants: int8-dynamic (default) and fp32 (int8-static-qdq is not made for text)
+    extra = {"model.fp32.onnx", "golden.fp32.npz"} if profile == "raspberry-pi-4" else set()
+    assert set(m.files) == {"model.onnx", "tokenizer.json", "golden.npz"} | extra
+    assert m.variant_names() == (["int8-dynamic", "fp32"] if extra else ["fp32"])
     assert m.labels == ["computers", "emotion", "science"]
     parity = m.metrics["parity"]
     assert parity["fp32_vs_torch"]["max_abs_diff"] <= 1e-4 and parity["fp32_vs_torch"]["agreement"] == 1.0

@@ -32,6 +32,7 @@ REPORT_KEYS = {
     "anomaly",
     "model_id",
     "model_version",
+    "variant",
     "latency_ms",
 }
 T0 = 1_700_000_000.0
