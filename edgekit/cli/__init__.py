@@ -18,7 +18,7 @@ from edgekit.errors import EdgekitError
 TRAINING_MODULES = ("torch", "transformers", "optimum", "onnx", "onnxscript")
 
 # One module per pipeline stage; each defines register(subparsers).
-COMMAND_MODULES = ["distill", "profiles", "demo", "export", "bench", "serve"]
+COMMAND_MODULES = ["distill", "profiles", "demo", "export", "bench", "serve", "mender", "flash", "device"]
 
 
 def build_parser() -> argparse.ArgumentParser:

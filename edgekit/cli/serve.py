@@ -76,6 +76,10 @@ def register(sub: argparse._SubParsersAction) -> None:
     )
     p.add_argument("--max-streams", type=int, default=1024)
     p.add_argument("--heartbeat-s", type=float, help="override the profile's heartbeat period")
+    p.add_argument(
+        "--health-file",
+        help="write the loaded model and each reload's outcome here (ROOT/health.json: deploy tools wait on it)",
+    )
     p.set_defaults(handler=run_serve)
 
     s = sub.add_parser("service", help="write a hardened systemd unit that runs `edgekit serve`")
@@ -126,6 +130,7 @@ def run_serve(args: argparse.Namespace) -> int:
         gap_factor=args.gap_factor,
         max_streams=args.max_streams,
         heartbeat_s=args.heartbeat_s,
+        health_file=args.health_file,
     )
     return serve(cfg)
 
