@@ -14,6 +14,23 @@ if ! command -v mosquitto >/dev/null 2>&1; then
     DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq mosquitto mosquitto-clients >/dev/null
 fi
 
+# Flashing tests drive the real Mender client (standalone), mender-artifact and a throw-away sshd.
+MISSING=()
+command -v mender >/dev/null 2>&1 || MISSING+=(mender-client)
+command -v mender-artifact >/dev/null 2>&1 || MISSING+=(mender-artifact)
+[ -x /usr/sbin/sshd ] || MISSING+=(openssh-server)
+if [ ${#MISSING[@]} -gt 0 ]; then
+    echo "setup: installing ${MISSING[*]} (Debian packages)"
+    SUDO=""
+    [ "$(id -u)" -eq 0 ] || SUDO="sudo"
+    $SUDO apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq "${MISSING[@]}" >/dev/null
+    # Standalone mode only: no Mender daemon polling a server, no sshd listening on port 22.
+    if command -v systemctl >/dev/null 2>&1 && [ -d /run/systemd/system ]; then
+        $SUDO systemctl disable --now mender-client mender-updated ssh >/dev/null 2>&1 || true
+    fi
+fi
+
 if [ ! -x .venv/bin/python ]; then
     echo "setup: creating .venv"
     "$PYTHON" -m venv .venv

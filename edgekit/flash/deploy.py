@@ -4,7 +4,7 @@ Shared by the Mender update module (edgekit.flash.mender) and `edgekit flash` ov
 `edgekit install` and `edgekit device health` on the device). Imports only the device side (runtime,
 bundle, profiles): it runs where there is no training stack.
 
-Each release folder gets an install record, `<release>/install.json` (installed_at, how, health and its
+Each release gets an install record, `ROOT/records/<release>.json` (installed_at, how, health and its
 detail), read by `edgekit device status`.
 """
 
@@ -37,7 +37,7 @@ from edgekit.runtime.install import (
 
 log = logging.getLogger(__name__)
 
-INSTALL_RECORD = "install.json"
+RECORDS = "records"  # ROOT/records/<release>.json: when and how installed, health
 MACHINE_ARCH = {"amd64": "x86_64", "arm64": "aarch64"}  # platform.machine() spellings -> profile arch
 
 
@@ -82,21 +82,38 @@ def check_arch(bundle: str | Path, machine: str | None = None) -> Manifest:
     return manifest
 
 
+def _record_path(release: Path) -> Path:
+    # beside the release, not inside: a release folder holds exactly its signed files (verify refuses others)
+    return release.parent.parent / RECORDS / f"{release.name}.json"
+
+
 def write_record(release: Path, **fields: Any) -> dict[str, Any]:
     """Merge fields into the release's install record (written atomically)."""
     record = read_record(release) | fields
-    tmp = release / f".{INSTALL_RECORD}.tmp"
+    path = _record_path(release)
+    path.parent.mkdir(exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp")
     tmp.write_text(json.dumps(record, indent=2, sort_keys=True) + "\n", encoding="utf-8")
-    os.replace(tmp, release / INSTALL_RECORD)
+    os.replace(tmp, path)
     return record
 
 
 def read_record(release: Path) -> dict[str, Any]:
+    """The install record of a release folder (resolved: ROOT/current works too); {} when there is none."""
+    release = release.resolve()
     try:
-        data = json.loads((release / INSTALL_RECORD).read_text(encoding="utf-8"))
+        data = json.loads(_record_path(release).read_text(encoding="utf-8"))
     except (OSError, ValueError):
         return {}
     return data if isinstance(data, dict) else {}
+
+
+def prune(target: Target) -> list[str]:
+    """Keep the newest `keep` releases plus current and previous; drop the records of removed ones."""
+    removed = prune_releases(target.root, target.keep)
+    for name in removed:
+        (target.root / RECORDS / f"{name}.json").unlink(missing_ok=True)
+    return removed
 
 
 def now_iso() -> str:
@@ -139,7 +156,7 @@ def commit(target: Target, release: Path) -> str:
         write_record(release, health="failed", health_detail=str(exc))
         raise BundleError(f"rolled back to the previous release: {exc}") from None
     write_record(release, health="ok", health_detail=detail, committed_at=now_iso())
-    prune_releases(target.root, target.keep)
+    prune(target)
     return detail
 
 

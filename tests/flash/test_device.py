@@ -1,0 +1,95 @@
+"""`edgekit device install|status|rollback`: health-gated install, retention, refusals, status with a variant."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from edgekit.cli import main
+from edgekit.flash.deploy import Target, install_checked, read_record
+
+
+def _names(root: Path) -> list[str]:
+    return sorted(p.name for p in (root / "releases").iterdir())
+
+
+def test_install_with_daemon_health_then_status_and_rollback(device, releases, broker, capsys):
+    daemon = device.start_daemon(broker.url)
+    v1 = device.current
+    rc = main(["device", "install", str(releases["v2"]), str(device.root), "--pubkey", str(device.pubkey)])
+    out = capsys.readouterr().out
+    assert rc == 0
+    assert f"daemon pid {daemon.pid} reloaded" in out and "1.0.1" in out
+    assert main(["device", "status", str(device.root), "--json"]) == 0
+    status = json.loads(capsys.readouterr().out)
+    assert status["current"]["model_version"] == "1.0.1" and status["current"]["health"] == "ok"
+    assert status["previous"]["release"] == v1
+    assert status["daemon"]["running"] and status["daemon"]["model_version"] == "1.0.1"
+    assert main(["device", "rollback", str(device.root)]) == 0
+    assert device.current == v1
+    assert daemon.wait_for("now scoring with shuttle-student 1.0.0")
+
+
+def test_status_shows_the_variant_choice_when_recorded(device, capsys):
+    selection = {
+        "variant": "int8-dynamic",
+        "provider": "CPUExecutionProvider",
+        "measurements": [{"variant": "fp32", "p50_ms": 0.05}, {"variant": "int8-dynamic", "p50_ms": 0.04}],
+        "tuned_at": "2026-11-25T00:00:00+00:00",
+    }
+    # the variant choice is written by `edgekit device tune` beside the release; status only reads it
+    (device.root / "current" / "selection.json").write_text(json.dumps(selection))
+    assert main(["device", "status", str(device.root)]) == 0
+    out = capsys.readouterr().out
+    assert "variant int8-dynamic on CPUExecutionProvider" in out and '"p50_ms": 0.04' in out
+    (device.root / "current" / "selection.json").write_text("{not json")  # read defensively
+    assert main(["device", "status", str(device.root)]) == 0
+
+
+def test_only_the_last_n_releases_are_kept(device, releases, keypair, make_release, tmp_path):
+    target = Target(device.root, device.pubkey, keep=2)
+    for patch in range(1, 5):
+        rel = make_release(releases["v1"], tmp_path / "r" / f"p{patch}", keypair[0], model_version=f"1.0.{patch}")
+        install_checked(rel, target, how="test")
+    names = _names(device.root)
+    assert len(names) == 2 and any("1.0.4" in n for n in names) and any("1.0.3" in n for n in names)
+    assert sorted(p.stem for p in (device.root / "records").glob("*.json")) == names
+    assert read_record(device.root / "current")["health"] == "ok"
+
+
+@pytest.mark.parametrize("defect", ["unsigned", "tampered", "other-arch", "other-key"])
+def test_bad_bundles_give_one_line_and_leave_current(device, releases, keypair, other_key, make_release, defect, tmp_path, capsys):
+    bad = releases["v2"]
+    if defect == "unsigned":
+        (bad / "manifest.sig").unlink()
+    elif defect == "tampered":
+        (bad / "golden.npz").write_bytes((bad / "golden.npz").read_bytes() + b"x")
+    elif defect == "other-arch":
+        bad = make_release(releases["v1"], tmp_path / "arm", keypair[0], model_version="1.0.2", profile="raspberry-pi-4")
+    else:
+        bad = make_release(releases["v1"], tmp_path / "k", other_key[0], model_version="1.0.2")
+    before, v1 = _names(device.root), device.current
+    rc = main(["device", "install", str(bad), str(device.root), "--pubkey", str(device.pubkey)])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert rc != 0 and len(err) == 1 and err[0].startswith("edgekit device: error: ")
+    assert device.current == v1 and _names(device.root) == before
+
+
+def test_health_timeout_of_a_hung_daemon_restores_current(device, releases, broker, capsys):
+    import signal
+
+    daemon = device.start_daemon(broker.url)
+    v1 = device.current
+    daemon.send_signal(signal.SIGSTOP)
+    try:
+        rc = main(
+            ["device", "install", str(releases["v2"]), str(device.root), "--pubkey", str(device.pubkey), "--health-timeout", "2"]
+        )
+    finally:
+        daemon.send_signal(signal.SIGCONT)
+    err = capsys.readouterr().err
+    assert rc != 0 and "health timeout" in err and "rolled back to the previous release" in err
+    assert device.current == v1
+    assert (device.root / "previous").is_symlink() is False  # restored exactly: there was no previous
