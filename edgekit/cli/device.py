@@ -39,6 +39,7 @@ def _register_install(sub: argparse._SubParsersAction) -> None:
 def _register_rollback(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("rollback", help="make the previous release current again; the daemon reloads")
     p.add_argument("root", metavar="ROOT")
+    p.add_argument("--health-timeout", type=float, default=60.0, help="seconds the daemon has to follow")
     _target_flags(p)
     p.set_defaults(handler=run_rollback)
 
@@ -77,6 +78,8 @@ def run_rollback(args: argparse.Namespace) -> int:
 
     from edgekit.flash.deploy import Target, rollback_device
 
-    release = rollback_device(Target(Path(args.root), Path(), args.service))
+    target = Target(Path(args.root), Path(), args.service, args.health_timeout)
+    release, detail = rollback_device(target)
     print(f"rolled back: current -> releases/{release.name}")
+    print(f"health: {detail}")
     return 0

@@ -181,8 +181,20 @@ def install_checked(bundle: str | Path, target: Target, how: str) -> tuple[Path,
     return release, commit(target, release)
 
 
-def rollback_device(target: Target) -> Path:
-    """`edgekit device rollback`: current <-> previous, then the running daemon reloads."""
+def rollback_device(target: Target) -> tuple[Path, str]:
+    """`edgekit device rollback`: current <-> previous, then the running daemon reloads and must report it.
+
+    The switch on disk stands either way; BundleError when a running daemon does not follow (a daemon
+    refuses to reload an older version of its model unless started with --allow-downgrade).
+    """
     release = rollback(target.root)
-    reload_daemon(target)
-    return release
+    daemon = running_daemon(target.health_file)
+    if daemon is None:
+        return release, "no daemon configured for this root"
+    try:
+        return release, check_health(target, release)
+    except BundleError as exc:
+        raise BundleError(
+            f"current -> {release.name}, but the running daemon did not follow: {exc} "
+            "(restart it, or run it with --allow-downgrade)"
+        ) from None

@@ -70,9 +70,15 @@ class Device:
     def current(self) -> str:
         return (self.root / "current").resolve().name
 
-    def start_daemon(self, broker_url: str, pubkey: Path | None = None) -> DaemonProcess:
+    def start_daemon(self, broker_url: str, pubkey: Path | None = None, *extra: str) -> DaemonProcess:
         env = dict(os.environ, PYTHONPATH=str(REPO))
-        args = ["--pubkey", str(pubkey or self.pubkey), "--health-file", str(self.root / "health.json")]
+        args = [
+            "--pubkey",
+            str(pubkey or self.pubkey),
+            "--health-file",
+            str(self.root / "health.json"),
+            *extra,
+        ]
         self.daemon = DaemonProcess(self.root / "current", broker_url, "gw-1", args, env=env).start()
         return self.daemon
 

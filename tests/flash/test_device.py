@@ -16,7 +16,7 @@ def _names(root: Path) -> list[str]:
 
 
 def test_install_with_daemon_health_then_status_and_rollback(device, releases, broker, capsys):
-    daemon = device.start_daemon(broker.url)
+    daemon = device.start_daemon(broker.url, None, "--allow-downgrade")
     v1 = device.current
     rc = main(["device", "install", str(releases["v2"]), str(device.root), "--pubkey", str(device.pubkey)])
     out = capsys.readouterr().out
@@ -29,7 +29,23 @@ def test_install_with_daemon_health_then_status_and_rollback(device, releases, b
     assert status["daemon"]["running"] and status["daemon"]["model_version"] == "1.0.1"
     assert main(["device", "rollback", str(device.root)]) == 0
     assert device.current == v1
+    assert "reloaded shuttle-student 1.0.0" in capsys.readouterr().out
     assert daemon.wait_for("now scoring with shuttle-student 1.0.0")
+
+
+def test_rollback_says_when_the_daemon_refuses_to_follow(device, releases, broker, capsys):
+    device.start_daemon(broker.url)  # refuses older versions on reload (no --allow-downgrade)
+    v1 = device.current
+    assert (
+        main(["device", "install", str(releases["v2"]), str(device.root), "--pubkey", str(device.pubkey)])
+        == 0
+    )
+    capsys.readouterr()
+    rc = main(["device", "rollback", str(device.root), "--health-timeout", "20"])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert rc != 0 and len(err) == 1
+    assert "but the running daemon did not follow" in err[0] and "refusing downgrade" in err[0]
+    assert device.current == v1
 
 
 def test_status_shows_the_variant_choice_when_recorded(device, capsys):
@@ -51,7 +67,9 @@ def test_status_shows_the_variant_choice_when_recorded(device, capsys):
 def test_only_the_last_n_releases_are_kept(device, releases, keypair, make_release, tmp_path):
     target = Target(device.root, device.pubkey, keep=2)
     for patch in range(1, 5):
-        rel = make_release(releases["v1"], tmp_path / "r" / f"p{patch}", keypair[0], model_version=f"1.0.{patch}")
+        rel = make_release(
+            releases["v1"], tmp_path / "r" / f"p{patch}", keypair[0], model_version=f"1.0.{patch}"
+        )
         install_checked(rel, target, how="test")
     names = _names(device.root)
     assert len(names) == 2 and any("1.0.4" in n for n in names) and any("1.0.3" in n for n in names)
@@ -60,14 +78,18 @@ def test_only_the_last_n_releases_are_kept(device, releases, keypair, make_relea
 
 
 @pytest.mark.parametrize("defect", ["unsigned", "tampered", "other-arch", "other-key"])
-def test_bad_bundles_give_one_line_and_leave_current(device, releases, keypair, other_key, make_release, defect, tmp_path, capsys):
+def test_bad_bundles_give_one_line_and_leave_current(
+    device, releases, keypair, other_key, make_release, defect, tmp_path, capsys
+):
     bad = releases["v2"]
     if defect == "unsigned":
         (bad / "manifest.sig").unlink()
     elif defect == "tampered":
         (bad / "golden.npz").write_bytes((bad / "golden.npz").read_bytes() + b"x")
     elif defect == "other-arch":
-        bad = make_release(releases["v1"], tmp_path / "arm", keypair[0], model_version="1.0.2", profile="raspberry-pi-4")
+        bad = make_release(
+            releases["v1"], tmp_path / "arm", keypair[0], model_version="1.0.2", profile="raspberry-pi-4"
+        )
     else:
         bad = make_release(releases["v1"], tmp_path / "k", other_key[0], model_version="1.0.2")
     before, v1 = _names(device.root), device.current
@@ -85,7 +107,16 @@ def test_health_timeout_of_a_hung_daemon_restores_current(device, releases, brok
     daemon.send_signal(signal.SIGSTOP)
     try:
         rc = main(
-            ["device", "install", str(releases["v2"]), str(device.root), "--pubkey", str(device.pubkey), "--health-timeout", "2"]
+            [
+                "device",
+                "install",
+                str(releases["v2"]),
+                str(device.root),
+                "--pubkey",
+                str(device.pubkey),
+                "--health-timeout",
+                "2",
+            ]
         )
     finally:
         daemon.send_signal(signal.SIGCONT)

@@ -37,7 +37,7 @@ def sshd(tmp_path):
     conf.write_text(
         f"HostKey {d / 'host'}\nListenAddress 127.0.0.1\nUsePAM no\nPermitRootLogin prohibit-password\n"
         f"PasswordAuthentication no\nAuthorizedKeysFile {d / 'authorized_keys'}\nStrictModes no\n"
-        f"PidFile {d / 'sshd.pid'}\n"
+        f"PidFile {d / 'sshd.pid'}\nSubsystem sftp /usr/lib/openssh/sftp-server\n"
     )
     Path("/run/sshd").mkdir(exist_ok=True)
     proc = subprocess.Popen([sshd_bin, "-D", "-e", "-f", str(conf), "-p", str(port)], stderr=subprocess.PIPE)
@@ -82,7 +82,11 @@ def test_flash_of_a_tampered_bundle_is_refused_remotely(sshd, device, releases, 
     v1 = device.current
     assert _flash(bad, port, device.root, key, device.pubkey) != 0
     err = capsys.readouterr().err.strip().splitlines()
-    assert len(err) == 1 and "edgekit device install failed on root@127.0.0.1" in err[0] and "model.onnx" in err[0]
+    assert (
+        len(err) == 1
+        and "edgekit device install failed on root@127.0.0.1" in err[0]
+        and "model.onnx" in err[0]
+    )
     assert device.current == v1
 
 
@@ -90,8 +94,7 @@ def test_flash_to_an_unreachable_host_is_one_line(device, releases, tmp_path, ca
     port = free_port()  # nobody listens there
     v1 = device.current
     rc = main(
-        ["flash", str(releases["v2"]), f"ssh://root@127.0.0.1:{port}{device.root}", "--pubkey", str(device.pubkey)]
-        + SSH_OPTS
+        ["flash", str(releases["v2"]), f"ssh://root@127.0.0.1:{port}{device.root}", "--pubkey", str(device.pubkey), *SSH_OPTS]
     )
     err = capsys.readouterr().err.strip().splitlines()
     assert rc != 0 and len(err) == 1
