@@ -48,7 +48,13 @@ def device_status(root: str | Path) -> dict[str, Any]:
     root = Path(root)
     if not root.is_dir():
         raise BundleError(f"{root}: no such install root")
-    releases = sorted(p.name for p in (root / RELEASES).glob("*") if p.is_dir())
+    releases = []
+    for p in sorted((root / RELEASES).glob("*")):
+        if p.is_dir():
+            record = read_record(p)
+            releases.append(
+                {"release": p.name, "health": record.get("health"), "detail": record.get("health_detail")}
+            )
     h = Health.load(root / HEALTH_FILE)
     daemon = None
     if h is not None:
@@ -97,5 +103,8 @@ def format_status(status: dict[str, Any]) -> str:
         lines.append(
             f"daemon    pid {d['pid']} {state}, serving {d['serving']} ({d['model_version']}), {verdict}"
         )
-    lines.append(f"releases  {len(status['releases'])} kept: {', '.join(status['releases'])}")
+    lines.append(f"releases  {len(status['releases'])} kept:")
+    for r in status["releases"]:
+        failed = f": {r['detail']}" if r["health"] == "failed" else ""
+        lines.append(f"          {r['release']}  health {r['health'] or '?'}{failed}")
     return "\n".join(lines)
