@@ -94,7 +94,14 @@ def test_flash_to_an_unreachable_host_is_one_line(device, releases, tmp_path, ca
     port = free_port()  # nobody listens there
     v1 = device.current
     rc = main(
-        ["flash", str(releases["v2"]), f"ssh://root@127.0.0.1:{port}{device.root}", "--pubkey", str(device.pubkey), *SSH_OPTS]
+        [
+            "flash",
+            str(releases["v2"]),
+            f"ssh://root@127.0.0.1:{port}{device.root}",
+            "--pubkey",
+            str(device.pubkey),
+            *SSH_OPTS,
+        ]
     )
     err = capsys.readouterr().err.strip().splitlines()
     assert rc != 0 and len(err) == 1
