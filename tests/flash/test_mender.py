@@ -161,3 +161,26 @@ def test_module_answers_supports_rollback(device, mender):
         [str(mender.module), "SupportsRollback", "/nonexistent"], capture_output=True, text=True
     )
     assert (out.returncode, out.stdout) == (0, "Yes\n")
+
+
+def test_artifact_signed_with_sign_key_validates(releases, tmp_path):
+    if subprocess.run(["which", "mender-artifact"], capture_output=True).returncode != 0:
+        pytest.skip("mender-artifact not installed")
+    key, pub = tmp_path / "mender.key", tmp_path / "mender.pub"
+    # mender-artifact reads PKCS#1 ("traditional") RSA keys
+    subprocess.run(
+        ["openssl", "genrsa", "-traditional", "-out", str(key), "2048"], check=True, capture_output=True
+    )
+    subprocess.run(
+        ["openssl", "pkey", "-in", str(key), "-pubout", "-out", str(pub)], check=True, capture_output=True
+    )
+    out = build_artifact(releases["v2"], ["gw-a"], tmp_path / "signed.mender", sign_key=key).path
+    ok = subprocess.run(
+        ["mender-artifact", "validate", "-k", str(pub), str(out)], capture_output=True, text=True
+    )
+    assert ok.returncode == 0, ok.stderr
+    unsigned = build_artifact(releases["v2"], ["gw-a"], tmp_path / "plain.mender").path
+    bad = subprocess.run(
+        ["mender-artifact", "validate", "-k", str(pub), str(unsigned)], capture_output=True, text=True
+    )
+    assert bad.returncode != 0
