@@ -124,3 +124,13 @@ def test_health_timeout_of_a_hung_daemon_restores_current(device, releases, brok
     assert rc != 0 and "health timeout" in err and "rolled back to the previous release" in err
     assert device.current == v1
     assert (device.root / "previous").is_symlink() is False  # restored exactly: there was no previous
+
+
+def test_service_unit_passes_the_health_file_to_the_daemon(capsys):
+    args = ["service", "print", "--bundle", "/var/lib/edgekit/current", "--broker", "mqtt://127.0.0.1:1883"]
+    args += ["--device", "pump-1", "--health-file", "/var/lib/edgekit/health.json"]
+    assert main(args) == 0
+    unit = capsys.readouterr().out
+    exec_start = next(ln for ln in unit.splitlines() if ln.startswith("ExecStart="))
+    assert exec_start.endswith("--health-file /var/lib/edgekit/health.json")
+    assert "ExecReload=/bin/kill -HUP $MAINPID" in unit  # what `--service UNIT` deploys trigger
