@@ -25,9 +25,10 @@ if [ ${#MISSING[@]} -gt 0 ]; then
     [ "$(id -u)" -eq 0 ] || SUDO="sudo"
     $SUDO apt-get update -qq
     DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq "${MISSING[@]}" >/dev/null
-    # Standalone mode only: no Mender daemon polling a server, no sshd listening on port 22.
+    # Tests use the client in standalone mode: no Mender daemon polling a server in the background.
+    # (sshd is left alone: tests start their own on a loopback port, and this machine's may be in use.)
     if command -v systemctl >/dev/null 2>&1 && [ -d /run/systemd/system ]; then
-        $SUDO systemctl disable --now mender-client mender-updated ssh >/dev/null 2>&1 || true
+        $SUDO systemctl disable --now mender-client >/dev/null 2>&1 || true
     fi
 fi
 

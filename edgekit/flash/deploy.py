@@ -23,7 +23,7 @@ from typing import Any
 from edgekit.bundle.manifest import Manifest
 from edgekit.errors import BundleError, ConfigError
 from edgekit.profiles import load_profile
-from edgekit.runtime.health import HEALTH_FILE, request_reload, running_daemon, wait_healthy
+from edgekit.runtime.health import HEALTH_FILE, Health, request_reload, running_daemon, wait_healthy
 from edgekit.runtime.install import (
     activate_release,
     current_release,
@@ -136,7 +136,9 @@ def check_health(target: Target, release: Path) -> str:
     """
     daemon = running_daemon(target.health_file)
     if daemon is None:
-        return "no daemon configured for this root: verified and self-tested on this device"
+        stale = Health.load(target.health_file)
+        who = f"daemon pid {stale.pid} is not running" if stale else "no daemon configured for this root"
+        return f"{who}: verified and self-tested on this device"
     since = time.time()
     request_reload(daemon, target.service)
     h = wait_healthy(target.health_file, release, since, target.health_timeout)
