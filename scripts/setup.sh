@@ -14,6 +14,24 @@ if ! command -v mosquitto >/dev/null 2>&1; then
     DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq mosquitto mosquitto-clients >/dev/null
 fi
 
+# Flashing tests drive the real Mender client (standalone), mender-artifact and a throw-away sshd.
+MISSING=()
+command -v mender >/dev/null 2>&1 || MISSING+=(mender-client)
+command -v mender-artifact >/dev/null 2>&1 || MISSING+=(mender-artifact)
+[ -x /usr/sbin/sshd ] || MISSING+=(openssh-server)
+if [ ${#MISSING[@]} -gt 0 ]; then
+    echo "setup: installing ${MISSING[*]} (Debian packages)"
+    SUDO=""
+    [ "$(id -u)" -eq 0 ] || SUDO="sudo"
+    $SUDO apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq "${MISSING[@]}" >/dev/null
+    # Tests use the client in standalone mode: no Mender daemon polling a server in the background.
+    # (sshd is left alone: tests start their own on a loopback port, and this machine's may be in use.)
+    if command -v systemctl >/dev/null 2>&1 && [ -d /run/systemd/system ]; then
+        $SUDO systemctl disable --now mender-client >/dev/null 2>&1 || true
+    fi
+fi
+
 if [ ! -x .venv/bin/python ]; then
     echo "setup: creating .venv"
     "$PYTHON" -m venv .venv

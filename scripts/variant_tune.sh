@@ -9,16 +9,5 @@ set -x
 "$py" -m edgekit export "$run" --profile x86-gateway --variants fp32,int8-dynamic,int8-static-qdq \
   --out "$work/bundle" --key "$work/keys/edgekit.key" --latency-runs 200
 "$py" -m edgekit install "$work/bundle.tar.gz" --root "$work/root" --pubkey "$work/keys/edgekit.pub" --profile x86-gateway
-# `edgekit device tune ROOT` (registered by edgekit.cli.device_tune.register_tune), then a forced variant
-tune() {
-  "$py" - "$@" <<'PY'
-import argparse, sys
-from edgekit.cli.device_tune import register_tune
-p = argparse.ArgumentParser(prog="edgekit device")
-register_tune(p.add_subparsers())
-a = p.parse_args(["tune", *sys.argv[1:]])
-sys.exit(a.handler(a))
-PY
-}
-tune "$work/root"
-tune "$work/root" --variant fp32
+"$py" -m edgekit device tune "$work/root"
+"$py" -m edgekit device tune "$work/root" --variant fp32

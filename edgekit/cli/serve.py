@@ -30,6 +30,10 @@ def _add_connection_flags(p: argparse.ArgumentParser) -> None:
     p.add_argument("--cert", help="client certificate file for TLS")
     p.add_argument("--key-file", help="client private key file for TLS")
     p.add_argument(
+        "--health-file",
+        help="write the loaded model and each reload's outcome here (ROOT/health.json: deploy tools wait on it)",
+    )
+    p.add_argument(
         "--metrics-port",
         type=int,
         help="serve Prometheus text on this port (127.0.0.1 unless --metrics-host)",
@@ -116,7 +120,16 @@ def run_service(args: argparse.Namespace) -> int:
     from edgekit.runtime.service import UnitSpec, install_unit, render_unit, unit_name, unit_path
 
     extra: list[str] = []
-    for flag in ("share_group", "partition", "username", "ca", "cert", "key_file", "metrics_port"):
+    for flag in (
+        "share_group",
+        "partition",
+        "username",
+        "ca",
+        "cert",
+        "key_file",
+        "metrics_port",
+        "health_file",
+    ):
         if (value := getattr(args, flag)) is not None:
             extra += ["--" + flag.replace("_", "-"), str(value)]
     absolute = [

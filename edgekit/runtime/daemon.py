@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import signal
 import threading
 import time
@@ -27,6 +28,7 @@ from edgekit.errors import ConfigError, EdgekitError
 from edgekit.profiles import TargetProfile, load_profile
 from edgekit.runtime.commands import CommandQueue, ReloadPolicy, check_share_group
 from edgekit.runtime.engine import Engine
+from edgekit.runtime.health import Health, write_health
 from edgekit.runtime.heartbeat import HeartbeatClock, LinkState, QueueState, snapshot, status_body
 from edgekit.runtime.inbox import Inbox
 from edgekit.runtime.link import Link
@@ -79,6 +81,7 @@ class DaemonConfig:
     drain_timeout_s: float = 5.0
     error_interval_s: float = 10.0
     handle_signals: bool = True
+    health_file: str | None = None  # rewritten after the first load and every reload (runtime.health)
 
 
 class Daemon:
@@ -258,15 +261,31 @@ class Daemon:
         if engine is None:
             self.last_reload_error = error
             self.error("reload_failed", f"kept model {self.engine.manifest.model_version}: {error}")
+            self._write_health(error)
             return
         if self.scorer.swap(engine):
             log.warning("the new model's window or channels differ: stream buffers were reset")
         self.last_reload_error = None
         self.counters.reloads += 1
         self.client.publish(self.topics.status, self._status("online", "reloaded"), qos=1, retain=True)
+        self._write_health(None)
         log.info(
             "now scoring with %s %s from %s", engine.manifest.model_id, engine.manifest.model_version, path
         )
+
+    def _write_health(self, error: str | None) -> None:
+        if self.cfg.health_file:
+            m = self.engine.manifest
+            h = Health(
+                os.getpid(),
+                error is None,
+                str(self.engine.bundle_dir),
+                m.model_id,
+                m.model_version,
+                time.time(),
+                error,
+            )
+            write_health(self.cfg.health_file, h)
 
     def snapshot(self) -> dict:
         """Heartbeat body: counters, latency since start, model, queue and connection state."""
@@ -316,6 +335,7 @@ class Daemon:
                 "set daemon.require_pubkey in the profile to refuse this"
             )
         self.link.start()
+        self._write_health(None)
         e = self.engine
         self.notifier.ready(f"scoring with {e.manifest.model_id} {e.manifest.model_version}")
         shape = (

@@ -170,11 +170,14 @@ def install_bundle(
     allow_downgrade: bool = False,
     limits: UnpackLimits | None = None,
     variant: str | None = None,
+    activate: bool = True,
 ) -> Path:
     """Verify (signature, hashes, version order, golden self-test) and install; returns the release now `current`.
     The device then measures which variant to run (edgekit.runtime.tune; `variant` forces one).
 
-    Any failure raises BundleError and leaves ROOT/current untouched.
+    With activate=False the verified release is only staged under ROOT/releases/ (`current` untouched) for a
+    later activate_release(), e.g. after a fleet manager decided to commit. Any failure raises BundleError
+    and leaves ROOT/current untouched.
     """
     bundle, root, limits = Path(bundle), Path(root), limits or UnpackLimits()
     if not (bundle.is_file() or bundle.is_dir()):
@@ -186,7 +189,7 @@ def install_bundle(
             tmp = Path(tempfile.mkdtemp(prefix=INCOMING, dir=root))
         try:
             release = _install_locked(
-                bundle, root, tmp, public_key, profile, allow_downgrade, limits, variant
+                bundle, root, tmp, public_key, profile, allow_downgrade, limits, variant, activate
             )
         finally:
             shutil.rmtree(tmp, ignore_errors=True)
@@ -202,6 +205,7 @@ def _install_locked(
     allow_downgrade: bool,
     limits: UnpackLimits,
     variant: str | None = None,
+    activate: bool = True,
 ) -> Path:
     if bundle.is_file():
         with _os_errors(f"cannot unpack {bundle} into {root}"):
@@ -233,21 +237,84 @@ def _install_locked(
                 os.replace(release, tmp / "damaged")
             os.replace(staged, release)
         fsync_path(root / RELEASES)
-        rel_target = f"{RELEASES}/{name}"
+    if not activate:
+        log.info("staged %s %s as %s (current untouched)", manifest.model_id, manifest.model_version, release)
+        return release
+    old = _switch(root, f"{RELEASES}/{name}")
+    log.info(
+        "installed %s %s: current -> %s (previous -> %s)",
+        manifest.model_id,
+        manifest.model_version,
+        f"{RELEASES}/{name}",
+        old,
+    )
+    return release
+
+
+def _switch(root: Path, rel_target: str) -> str | None:
+    """Point current at rel_target (previous at the old current); returns the old current's target."""
+    with _os_errors(f"cannot switch releases in {root}"):
         old = _target(root, CURRENT)
         if old != rel_target:
             if old is not None:
                 _link(root, PREVIOUS, old)
             _link(root, CURRENT, rel_target)
         fsync_path(root)
-    log.info(
-        "installed %s %s: current -> %s (previous -> %s)",
-        manifest.model_id,
-        manifest.model_version,
-        rel_target,
-        old,
-    )
-    return release
+    return old
+
+
+def activate_release(root: str | Path, release: str | Path) -> Path:
+    """Make a staged (already verified) release under ROOT/releases/ current; previous keeps the old one."""
+    root = Path(root)
+    name = Path(release).name
+    if not is_plain_name(name) or not (root / RELEASES / name / MANIFEST).is_file():
+        raise BundleError(f"{root}: no staged release {name!r} under {RELEASES}/")
+    with _locked(root):
+        old = _switch(root, f"{RELEASES}/{name}")
+    log.info("activated %s (previous -> %s)", name, old)
+    return root / RELEASES / name
+
+
+def link_targets(root: str | Path) -> tuple[str | None, str | None]:
+    """What current and previous point to (relative targets), e.g. to restore them after a failed trial."""
+    return _target(Path(root), CURRENT), _target(Path(root), PREVIOUS)
+
+
+def restore_links(root: str | Path, current: str | None, previous: str | None) -> None:
+    """Point current and previous back at what link_targets() returned (a trial activation undone)."""
+    root = Path(root)
+    with _locked(root), _os_errors(f"cannot switch releases in {root}"):
+        for name, target in ((CURRENT, current), (PREVIOUS, previous)):
+            if target is None:
+                (root / name).unlink(missing_ok=True)
+            else:
+                _link(root, name, target)
+        fsync_path(root)
+    log.info("restored current -> %s (previous -> %s)", current, previous)
+
+
+def prune_releases(root: str | Path, keep: int = 3) -> list[str]:
+    """Remove release folders beyond the newest `keep`, never what current or previous points to."""
+    root = Path(root)
+    removed: list[str] = []
+    with _locked(root):
+        pinned = {Path(t).name for t in (_target(root, CURRENT), _target(root, PREVIOUS)) if t}
+        with _os_errors(f"cannot list {root / RELEASES}"):
+            folders = sorted(
+                (p for p in (root / RELEASES).iterdir() if p.is_dir() and not p.is_symlink()),
+                key=lambda p: p.stat().st_mtime,
+                reverse=True,
+            )
+        for p in folders[max(keep, 0) :]:
+            if p.name not in pinned:
+                with _os_errors(f"cannot remove {p}"):
+                    shutil.rmtree(p)
+                removed.append(p.name)
+        if removed:
+            fsync_path(root / RELEASES)
+    if removed:
+        log.info("removed old releases: %s", ", ".join(removed))
+    return removed
 
 
 def rollback(root: str | Path) -> Path:

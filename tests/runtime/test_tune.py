@@ -3,7 +3,6 @@ installs, and the daemon against a real mosquitto serving the chosen variant."""
 
 from __future__ import annotations
 
-import argparse
 import json
 import shutil
 from pathlib import Path
@@ -13,7 +12,7 @@ import pytest
 
 from edgekit.bundle.manifest import SELECTION, Manifest, hash_files
 from edgekit.bundle.signing import sign_bundle, verify_bundle
-from edgekit.cli.device_tune import register_tune
+from edgekit.cli import main
 from edgekit.errors import BundleError
 from edgekit.profiles import load_profile
 from edgekit.runtime.daemon import DaemonConfig
@@ -96,15 +95,11 @@ def test_a_forced_variant_is_run_and_recorded_as_forced(variant_bundle, keypair,
     )
     assert Engine.load(release, profile).variant == "int8-dynamic"
     # `edgekit device tune ROOT` without --variant measures all again and lifts the force
-    parser = argparse.ArgumentParser()
-    register_tune(parser.add_subparsers())
-    args = parser.parse_args(["tune", str(root), "--budget-ms", "60"])
-    assert args.handler(args) == 0
+    assert main(["device", "tune", str(root), "--budget-ms", "60"]) == 0
     out = capsys.readouterr().out
     assert all(v in out for v in VARIANTS) and "fastest correct" in out
     assert not read_selection(release).forced
-    args = parser.parse_args(["tune", str(root), "--variant", "int8-static-qdq", "--batch-sizes", "1,8"])
-    assert args.handler(args) == 0
+    assert main(["device", "tune", str(root), "--variant", "int8-static-qdq", "--batch-sizes", "1,8"]) == 0
     sel = read_selection(release)
     assert sel.forced and sel.variant == "int8-static-qdq" and sel.batch_sizes == [1, 8]
     with pytest.raises(BundleError, match=r"has no variant 'int4'.*fp32, int8-dynamic, int8-static-qdq"):
