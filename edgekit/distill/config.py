@@ -58,6 +58,10 @@ class DistillConfig:
     hop: int | None = None
     mode: Mode | None = None
     teacher_outputs: str | None = None
+    # the class whose absence is an anomaly (K-class labels); defaults to a class named "normal"
+    normal_class: str | None = None
+    # keep the labels of this share of training rows (seeded), hide the rest: label-scarce experiments
+    label_fraction: float = 1.0
     temperature: float = 4.0
     alpha: float = 0.5
     false_alarm_rate: float = 0.01
@@ -77,6 +81,8 @@ def check_kd(cfg: Any, name: Any = None) -> None:
     name = name or (lambda f: f)
     if not 0.0 <= cfg.alpha <= 1.0:
         raise ConfigError(f"{name('alpha')} must be in [0, 1], got {cfg.alpha}")
+    if not 0.0 < getattr(cfg, "label_fraction", 1.0) <= 1.0:
+        raise ConfigError(f"{name('label_fraction')} must be in (0, 1], got {cfg.label_fraction}")
     if cfg.temperature <= 0:
         raise ConfigError(f"{name('temperature')} must be > 0, got {cfg.temperature}")
 

@@ -159,6 +159,7 @@ class Engine(WindowStages):
             norm.std if norm is not None else None,
             _DTYPES[m.input.dtype],
             m.output.score == "softmax",
+            m.output.normal_index,
         )
 
     @classmethod
