@@ -19,7 +19,7 @@ C = TypeVar("C")
 
 Mode = Literal["supervised", "unsupervised"]
 TEXT_DATASETS = ("chatterbot",)
-SENSOR_DATASETS = ("shuttle", "mitdb", "daphnet")
+SENSOR_DATASETS = ("shuttle", "mitdb", "daphnet", "plaid", "acsf1")
 # Text defaults that the CLI's help quotes without importing transformers (TextDistillConfig uses them).
 TEXT_TEACHER_EPOCHS = 5
 TEXT_STUDENT_EPOCHS = 30
@@ -33,6 +33,10 @@ DATASET_DEFAULTS: dict[str, dict[str, Any]] = {
     "shuttle": {"window": 1, "hop": 1, "mode": "supervised"},
     "mitdb": {"window": 256, "hop": 8, "mode": "unsupervised"},
     "daphnet": {"window": 64, "hop": 16, "mode": "unsupervised"},
+    # labelled series (.ts files): windows cut from each series. A PLAID series is about one mains cycle
+    # of current (100 to 1,344 readings), so a window spans the shortest series whole
+    "plaid": {"window": 100, "hop": 25, "mode": "supervised"},
+    "acsf1": {"window": 128, "hop": 64, "mode": "supervised"},
 }
 
 

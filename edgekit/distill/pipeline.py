@@ -11,9 +11,11 @@ import numpy as np
 import torch
 
 from edgekit import __version__
+from edgekit.data.ts_format import published_accuracies
 from edgekit.distill.config import DistillConfig, write_config
 from edgekit.distill.label_free import train_label_free
 from edgekit.distill.prepare import Prepared, prepare, tensor
+from edgekit.distill.prepare_series import is_series_dataset, prepare_series
 from edgekit.distill.report import render_table, torch_latency_ms, write_report
 from edgekit.distill.supervised import train_supervised
 from edgekit.distill.train import set_seed
@@ -41,7 +43,19 @@ def _model_row(p: Prepared, res: dict[str, Any], name: str) -> dict[str, Any]:
         row |= {k: cls[k] for k in ("macro_f1", "per_class", "confusion")} | {
             "class_accuracy": cls["accuracy"]
         }
+        if p.series_problem:
+            row["series_accuracy"] = _series_accuracy(p.test.end_row[mask], y, probs["test"][mask])
     return row
+
+
+def _series_accuracy(series: np.ndarray, y: np.ndarray, probs: np.ndarray) -> float:
+    """Accuracy per whole series (mean class probabilities over its windows), as published results count."""
+    ids, inv = np.unique(series, return_inverse=True)
+    mean = np.zeros((len(ids), probs.shape[1]))
+    np.add.at(mean, inv, probs)
+    truth = np.zeros(len(ids), np.int64)
+    truth[inv] = y
+    return float((mean.argmax(axis=1) == truth).mean())
 
 
 def _label_summary(p: Prepared, res: dict[str, Any]) -> dict[str, Any]:
@@ -80,6 +94,9 @@ def _evaluate(p: Prepared, cfg: DistillConfig, res: dict[str, Any], out: Path) -
     }
     if p.mode == "supervised":
         report |= _label_summary(p, res)
+    if p.series_problem:
+        # aeon's published test accuracies (per series, official split) beside edgekit's series accuracy
+        report["published_accuracy"] = published_accuracies(p.series_problem)
     example = tensor(p.test.x[:1])
     for name, (model, spec) in res["models"].items():
         row = _model_row(p, res, name)
@@ -127,7 +144,7 @@ def distill(cfg: DistillConfig) -> dict[str, Any]:
     """Run the whole distillation and write RUN_DIR (checkpoints, run.json, config.yaml, windows.npz,
     report.json/.md); returns the report (with a rendered "table")."""
     set_seed(cfg.seed)
-    p = prepare(cfg)
+    p = prepare_series(cfg) if is_series_dataset(cfg.dataset) else prepare(cfg)
     res = train_supervised(p, cfg) if p.mode == "supervised" else train_label_free(p, cfg)
     out = Path(cfg.out)
     out.mkdir(parents=True, exist_ok=True)

@@ -38,6 +38,8 @@ class Prepared:
     # a black-box teacher's class probabilities per data row (NaN where it gave none)
     teacher_probs: np.ndarray | None = None
     teacher_hard: bool = False
+    # the .ts problem (e.g. "PLAID") when windows come from labelled series; `end_row` is then the series
+    series_problem: str | None = None
 
     @property
     def labelled_train(self) -> np.ndarray:
@@ -126,7 +128,7 @@ def prepare(cfg: DistillConfig) -> Prepared:
                     )
                 )
     if mode == "supervised":
-        _check_labelled(table, ws[0], cfg.teacher_outputs is not None)
+        check_labelled(table, ws[0], cfg.teacher_outputs is not None)
     return Prepared(table, mode, window, hop, norm, *ws, list(table.classes), normal, teacher_probs, hard)
 
 
@@ -140,12 +142,14 @@ def hide_labels(labels: np.ndarray, fraction: float, seed: int) -> np.ndarray:
     return out
 
 
-def _check_labelled(table: SensorTable, train: WindowSet, blackbox: bool) -> None:
+def check_labelled(table: SensorTable, train: WindowSet, blackbox: bool) -> None:
     """Enough labelled training windows per class; a class with fewer than 2 is named (warned about
     while the others suffice, refused when they do not)."""
     y = np.zeros(0, np.int64) if train.y is None else train.y[train.y != UNLABELLED]
     if blackbox:
         return
+    if len(y) == 0:
+        raise DataError(f"{table.name}: no labelled training rows and no --teacher-outputs to learn from")
     counts = np.bincount(y, minlength=len(table.classes))
     scarce = [f"'{c}' ({n})" for c, n in zip(table.classes, counts, strict=True) if n < 2]
     if not scarce:

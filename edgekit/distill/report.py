@@ -110,6 +110,11 @@ def render_table(report: dict[str, Any]) -> str:
         recalls = ", ".join(f"{n} {_fmt(report[n]['per_class'][c]['recall'])}" for n in names)
         sup = report[names[0]]["per_class"][c]["support"]
         lines.append(f"rare class '{c}' (test support {sup}): recall {recalls}")
+    published = report.get("published_accuracy")
+    if published is not None:
+        ours = ", ".join(f"{n} {_fmt(report[n].get('series_accuracy'))}" for n in names)
+        theirs = ", ".join(f"{k} {v:.3f}" for k, v in published.items()) or "none shipped"
+        lines.append(f"test accuracy per series: {ours}; published (aeon, official split): {theirs}")
     metric = "macro-F1" if report.get("quality_metric") == "macro_f1" else "F1"
     lines += ["", _summary(report, metric, f"{_fmt(report.get('compression'))}x")]
     if report.get("classes"):
