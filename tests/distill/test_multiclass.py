@@ -138,3 +138,32 @@ def test_class_with_fewer_than_two_labels_is_named(tmp_path, caplog):
     # only 'ok' has enough: refused, naming the scarce classes
     with pytest.raises(DataError, match=r"class 'bearing' \(1\), 'rotor' \(1\) has fewer than 2 labelled"):
         prepare(_cfg(tmp_path, two))
+
+
+def test_plaid_slice_student_beats_chance_and_uses_unlabelled_series(tmp_path):
+    from edgekit.distill.prepare_series import prepare_series
+
+    cfg = DistillConfig(
+        out=str(tmp_path / "plaid"),
+        dataset="plaid",
+        max_rows=100,
+        hop=50,
+        teacher_epochs=15,
+        student_epochs=15,
+        teacher_hidden=32,
+        batch_size=32,
+        label_fraction=0.5,
+    )
+    p = prepare_series(cfg)
+    # labels hidden by whole training series: a series' windows are all labelled or all not
+    for s in np.unique(p.train.end_row):
+        labelled = p.labelled_train[p.train.end_row == s]
+        assert labelled.all() or not labelled.any()
+    assert (p.val.y >= 0).all() and (p.test.y >= 0).all()
+    report = distill(cfg)
+    assert report["classes"] == [str(i) for i in range(11)]
+    assert 0 < report["labelled_rows"] < report["transfer_rows"] == report["windows"]["train"]
+    # uniform chance over 11 classes; the published figure (per series, full data) is printed beside
+    assert report["student"]["series_accuracy"] > 1 / 11
+    assert report["published_accuracy"]["WEASEL-2.0"] > 0.8
+    assert "published (aeon, official split): WEASEL-2.0" in report["table"]
