@@ -46,14 +46,36 @@ class SensorRun:
     channels: list[str]
     normalization: Normalization
     labels: list[str]
-    # softmax: score = P(anomaly) from 2-class logits; identity: score = the model's one output column
+    # softmax: score = P(anomaly) = 1 - P(normal_class) from K-class logits (the top class's probability
+    # without a normal class); identity: score = the model's one output column
     score: Literal["softmax", "identity"]
     thresholds: dict[str, float]
     models: dict[str, ArchSpec]
     false_alarm_rate: float | None = None
+    # the class whose absence is an anomaly (softmax runs); None for K > 2 classes without one
+    normal_class: str | None = None
     seed: int = 0
     kind: Literal["sensor"] = "sensor"
     schema: int = RUN_SCHEMA
+
+    @property
+    def normal_index(self) -> int | None:
+        """The bundle's `OutputSpec.normal_index`: None keeps the binary rule (score = P(class 1)) for
+        two classes whose first is normal, and means "no normal class" for K > 2."""
+        if self.normal_class is None or self.normal_class not in self.labels:
+            return None
+        i = self.labels.index(self.normal_class)
+        return None if len(self.labels) == 2 and i == 0 else i
+
+    def anomaly_labels(self, y: np.ndarray | None) -> np.ndarray | None:
+        """Class indices -> 1 for anomaly (not the normal class), 0 for normal; None without a normal class."""
+        if y is None:
+            return None
+        if len(self.labels) == 2 and self.normal_class is None:
+            return y
+        if self.normal_class is None or self.normal_class not in self.labels:
+            return None
+        return (y != self.labels.index(self.normal_class)).astype(np.int64)
 
 
 @dataclass

@@ -97,3 +97,39 @@ def text_bundle(tmp_path_factory, keypair):
     )
     out = tmp_path_factory.mktemp("bundles") / "chatterbot-x86"
     return export_run(run, "x86-gateway", out, key=keypair[0], options=ExportOptions(latency_runs=20))
+
+
+@pytest.fixture(scope="session")
+def kclass_bundle(tmp_path_factory, keypair):
+    """A signed FP32 bundle of a 3-class window-1 student ("ok" normal, "bearing" and "rotor" faults),
+    distilled from a synthetic CSV whose 3 channels sit around a per-class centre."""
+    import numpy as np
+
+    from edgekit.distill.pipeline import DistillConfig, distill
+    from edgekit.export.pipeline import ExportOptions, export_run
+
+    tmp = tmp_path_factory.mktemp("kclass")
+    rng = np.random.default_rng(0)
+    names = ["bearing", "ok", "rotor"]
+    y = rng.choice(3, 1200, p=[0.2, 0.7, 0.1])
+    x = np.array([[2.0, 0.0, 1.0], [0.0, 0.0, 0.0], [0.0, 2.5, -1.0]])[y] + rng.normal(0, 0.5, (1200, 3))
+    rows = [f"{a:.4f},{b:.4f},{c:.4f},{names[k]}" for (a, b, c), k in zip(x, y, strict=True)]
+    (tmp / "faults.csv").write_text("a,b,c,fault\n" + "\n".join(rows) + "\n")
+    run = tmp / "run"
+    distill(
+        DistillConfig(
+            out=str(run),
+            csv=str(tmp / "faults.csv"),
+            label_column="fault",
+            normal_class="ok",
+            window=1,
+            hop=1,
+            teacher_epochs=4,
+            student_epochs=6,
+            teacher_hidden=32,
+            batch_size=32,
+        )
+    )
+    return export_run(
+        run, "x86-gateway", tmp / "bundle", key=keypair[0], options=ExportOptions(latency_runs=20)
+    )

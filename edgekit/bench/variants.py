@@ -122,6 +122,7 @@ def torch_variant(spec: str, profile: TargetProfile | None, name: str | None = N
         norm.mean if norm is not None else None,
         norm.std if norm is not None else None,
         softmax=run.score == "softmax",
+        normal_index=run.normal_index,
     )
 
     def preprocess(windows: np.ndarray) -> Any:

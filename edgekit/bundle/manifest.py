@@ -39,6 +39,9 @@ class OutputSpec:
     name: str = "logits"
     # softmax: score = softmax(output)[:, 1] (anomaly probability); identity: score = output[:, 0].
     score: Literal["softmax", "identity"] = "softmax"
+    # K-class softmax: score = 1 - P(labels[normal_index]); None: P(class 1) for two classes, else the top
+    # class's probability (no class is normal)
+    normal_index: int | None = None
 
 
 @dataclass

@@ -27,6 +27,8 @@ SENSOR_ONLY = (
     "hop",
     "mode",
     "teacher_outputs",
+    "normal_class",
+    "label_fraction",
 )
 TEXT_ONLY = ("max_length", "min_class_size", "student_init")
 TEXT_RENAMES = {"max_statements": "max_rows"}
@@ -61,7 +63,22 @@ def register(sub: argparse._SubParsersAction) -> None:
         help="your own CSV: one column per channel, optional timestamp and 0/1 label columns; without "
         "--channels, a column that looks like a time or a label must be named with the flags below",
     )
-    src.add_argument("--label-column", help="the 0/1 label column (never a model input)")
+    src.add_argument(
+        "--label-column",
+        help="the class label column (never a model input): 0/1, integers or names; blank cells are "
+        "unlabelled rows (the student learns them from the teacher)",
+    )
+    src.add_argument(
+        "--normal-class",
+        help="the class that is not an anomaly (default: a class named 'normal', else the first of two); "
+        "K-class reports add anomaly recall and false alarms against it",
+    )
+    src.add_argument(
+        "--label-fraction",
+        type=float,
+        help="keep the labels of this seeded random share of training rows and hide the rest "
+        "(label-scarce experiments; validation and test keep theirs; default 1)",
+    )
     src.add_argument("--timestamp-column", help="unix seconds or ISO 8601 times; rows are sorted by it")
     src.add_argument(
         "--channels", type=csv_list, help="comma-separated channel columns (default: all others)"
@@ -75,7 +92,9 @@ def register(sub: argparse._SubParsersAction) -> None:
         "--mode", choices=["supervised", "unsupervised"], help="default: supervised when labels exist"
     )
     p.add_argument(
-        "--teacher-outputs", help="black-box KD: JSONL/CSV of a teacher's probabilities or labels per row"
+        "--teacher-outputs",
+        help="black-box KD: JSONL/CSV of a teacher's class probabilities or labels per row "
+        '({"row": 17, "probs": [p0, ..., pK-1]} or CSV row,p0,...,pK-1)',
     )
     p.add_argument("--temperature", type=float, help=f"KD temperature T (default {d.temperature:g})")
     p.add_argument("--alpha", type=float, help=f"weight of the hard-label loss (default {d.alpha:g})")

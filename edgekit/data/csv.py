@@ -1,4 +1,5 @@
-"""The user's own data: a CSV with a timestamp column, one column per channel and an optional 0/1 label."""
+"""The user's own data: a CSV with a timestamp column, one column per channel and an optional label column
+(integers or strings; blank cells are unlabelled rows)."""
 
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ from pathlib import Path
 
 import numpy as np
 
+from edgekit.data.labels import BINARY_CLASSES, encode_labels
 from edgekit.data.table import SensorTable
 from edgekit.errors import DataError
 
@@ -170,7 +172,7 @@ def load_csv(
     # which columns to screen for a time or a label slipped in among the inputs
     screen = (timestamp_column is None, label_column is None) if not channels else (False, False)
     values = np.empty((len(rows), len(chan_idx)), dtype=np.float32)
-    labels = np.zeros(len(rows), dtype=np.int64) if label_idx is not None else None
+    label_cells: list[str] = []
     stamps = np.empty(len(rows), dtype=np.float64) if ts_idx is not None else None
     for r, row in enumerate(rows):
         line = r + 2  # 1-based, after the header
@@ -191,21 +193,17 @@ def load_csv(
                 ) from None
             if math.isinf(values[r, j]):
                 raise DataError(f"{path}: row {line}, column '{names[j]}': infinite value")
-        if labels is not None:
-            cell = row[label_idx].strip()
-            try:
-                lab = float(cell)
-            except ValueError:
-                lab = -1.0
-            if lab not in (0.0, 1.0):
-                raise DataError(f"{path}: row {line}, label column '{label_column}': {cell!r} is not 0 or 1")
-            labels[r] = int(lab)
+        if label_idx is not None:
+            label_cells.append(row[label_idx])
         if stamps is not None:
             stamps[r] = _parse_time(row[ts_idx], path, line, timestamp_column)
 
     if any(screen):
         _refuse_suspects(path, header, rows, chan_idx, *screen)
     _fill_short_gaps(values, names, path, max_nan_run)
+    labels, classes = None, list(BINARY_CLASSES)
+    if label_idx is not None:
+        labels, classes = encode_labels(label_cells, f"{path}: label column '{label_column}'")
     ordered = True
     if stamps is not None:
         order = np.argsort(stamps, kind="stable")
@@ -213,7 +211,13 @@ def load_csv(
             values, stamps = values[order], stamps[order]
             labels = labels[order] if labels is not None else None
     return SensorTable(
-        name=path.stem, values=values, channels=names, labels=labels, timestamps=stamps, ordered=ordered
+        name=path.stem,
+        values=values,
+        channels=names,
+        labels=labels,
+        timestamps=stamps,
+        ordered=ordered,
+        classes=classes,
     )
 
 

@@ -2,14 +2,15 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 
 
 @dataclass
 class SensorTable:
-    """`values` is [rows, channels] float32; `labels` 0/1 per row or None; rows are time-ordered if `ordered`."""
+    """`values` is [rows, channels] float32; `labels` a class index per row (-1: unlabelled) or None;
+    rows are time-ordered if `ordered`."""
 
     name: str
     values: np.ndarray
@@ -20,6 +21,8 @@ class SensorTable:
     ordered: bool = True
     # 0-based row numbers in the source data (kept through splits, so outputs can be matched to rows).
     rows: np.ndarray | None = None
+    # class names indexed by `labels`; binary tables are normal (0) / anomaly (1)
+    classes: list[str] = field(default_factory=lambda: ["normal", "anomaly"])
 
     def __post_init__(self) -> None:
         self.values = np.ascontiguousarray(self.values, dtype=np.float32)
@@ -44,8 +47,12 @@ class SensorTable:
             timestamps=None if self.timestamps is None else self.timestamps[index],
             ordered=self.ordered,
             rows=self.rows[index],
+            classes=list(self.classes),
         )
 
     @property
     def anomaly_rate(self) -> float | None:
-        return None if self.labels is None else float(self.labels.mean()) if len(self) else 0.0
+        if self.labels is None:
+            return None
+        known = self.labels[self.labels >= 0]
+        return float((known != 0).mean()) if len(known) else 0.0

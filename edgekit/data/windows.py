@@ -14,8 +14,8 @@ STD_FLOOR = 1e-6
 
 @dataclass
 class WindowSet:
-    """Raw (unnormalized) windows [M, window, channels], one 0/1 label per window (or None), and the
-    source row that ends each window."""
+    """Raw (unnormalized) windows [M, window, channels], one class index per window (-1: unlabelled; or
+    None), and the source row that ends each window."""
 
     x: np.ndarray
     y: np.ndarray | None
@@ -28,9 +28,10 @@ class WindowSet:
 def make_windows(table: SensorTable, window: int, hop: int) -> WindowSet:
     """Slice rows into windows of `window` rows every `hop` rows.
 
-    A window's label is 1 when any reading that arrived since the previous window (its last
+    Binary: a window's label is 1 when any reading that arrived since the previous window (its last
     `min(hop, window)` rows) is anomalous, so each labelled reading is attributed to the window that
-    first sees it, as on the device.
+    first sees it, as on the device; it is -1 (unlabelled) when none of those readings has a label.
+    K > 2 classes: the label of the window's last reading (the fault type when it is scored).
     """
     if window < 1 or hop < 1:
         raise DataError(f"window ({window}) and hop ({hop}) must be >= 1")
@@ -40,7 +41,9 @@ def make_windows(table: SensorTable, window: int, hop: int) -> WindowSet:
     view = np.lib.stride_tricks.sliding_window_view(table.values, window, axis=0)[::hop]  # [M, C, W]
     x = np.ascontiguousarray(view.transpose(0, 2, 1))
     y = None
-    if table.labels is not None:
+    if table.labels is not None and len(table.classes) > 2:
+        y = table.labels[window - 1 :: hop][: len(x)].copy()
+    elif table.labels is not None:
         fresh = min(hop, window)
         lab = np.lib.stride_tricks.sliding_window_view(table.labels, window)[::hop, window - fresh :]
         y = lab.max(axis=1).astype(np.int64)

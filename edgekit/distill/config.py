@@ -19,7 +19,7 @@ C = TypeVar("C")
 
 Mode = Literal["supervised", "unsupervised"]
 TEXT_DATASETS = ("chatterbot",)
-SENSOR_DATASETS = ("shuttle", "mitdb", "daphnet")
+SENSOR_DATASETS = ("shuttle", "mitdb", "daphnet", "plaid", "acsf1")
 # Text defaults that the CLI's help quotes without importing transformers (TextDistillConfig uses them).
 TEXT_TEACHER_EPOCHS = 5
 TEXT_STUDENT_EPOCHS = 30
@@ -33,6 +33,10 @@ DATASET_DEFAULTS: dict[str, dict[str, Any]] = {
     "shuttle": {"window": 1, "hop": 1, "mode": "supervised"},
     "mitdb": {"window": 256, "hop": 8, "mode": "unsupervised"},
     "daphnet": {"window": 64, "hop": 16, "mode": "unsupervised"},
+    # labelled series (.ts files): windows cut from each series. A PLAID series is about one mains cycle
+    # of current (100 to 1,344 readings), so a window spans the shortest series whole
+    "plaid": {"window": 100, "hop": 25, "mode": "supervised"},
+    "acsf1": {"window": 128, "hop": 64, "mode": "supervised"},
 }
 
 
@@ -58,6 +62,10 @@ class DistillConfig:
     hop: int | None = None
     mode: Mode | None = None
     teacher_outputs: str | None = None
+    # the class whose absence is an anomaly (K-class labels); defaults to a class named "normal"
+    normal_class: str | None = None
+    # keep the labels of this share of training rows (seeded), hide the rest: label-scarce experiments
+    label_fraction: float = 1.0
     temperature: float = 4.0
     alpha: float = 0.5
     false_alarm_rate: float = 0.01
@@ -77,6 +85,8 @@ def check_kd(cfg: Any, name: Any = None) -> None:
     name = name or (lambda f: f)
     if not 0.0 <= cfg.alpha <= 1.0:
         raise ConfigError(f"{name('alpha')} must be in [0, 1], got {cfg.alpha}")
+    if not 0.0 < getattr(cfg, "label_fraction", 1.0) <= 1.0:
+        raise ConfigError(f"{name('label_fraction')} must be in (0, 1], got {cfg.label_fraction}")
     if cfg.temperature <= 0:
         raise ConfigError(f"{name('temperature')} must be > 0, got {cfg.temperature}")
 

@@ -21,10 +21,12 @@ def hinton_kd_loss(
     temperature: float = 4.0,
     alpha: float = 0.5,
 ) -> torch.Tensor:
-    """(1 - α)·T²·KL(softmax(t/T) ‖ softmax(s/T)) + α·CE(s, y)  (Hinton et al., 2015).
+    """(1 - α)·T²·KL(softmax(t/T) ‖ softmax(s/T)) + α·CE(s, y)  (Hinton et al., 2015), K classes.
 
     T² keeps the soft term's gradient scale independent of T. With α = 1 this is plain cross-entropy;
-    without hard labels (black-box KD on unlabelled data) only the soft term is used.
+    without hard labels (black-box KD on unlabelled data) only the soft term is used. Labels of -1 are
+    unlabelled rows: the soft term covers every row, the CE term is the mean over labelled rows only
+    (zero in a batch without any).
     """
     t = temperature
     soft = F.kl_div(
@@ -35,7 +37,13 @@ def hinton_kd_loss(
     ) * (t * t)
     if labels is None:
         return soft
-    hard = F.cross_entropy(student_logits, labels)
+    known = labels >= 0
+    if bool(known.all()):
+        hard = F.cross_entropy(student_logits, labels)
+    elif bool(known.any()):
+        hard = F.cross_entropy(student_logits[known], labels[known])
+    else:
+        hard = student_logits.sum() * 0.0  # keeps the graph (and the dtype) for backward
     return (1.0 - alpha) * soft + alpha * hard
 
 

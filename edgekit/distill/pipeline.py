@@ -11,22 +11,74 @@ import numpy as np
 import torch
 
 from edgekit import __version__
+from edgekit.data.ts_format import published_accuracies
 from edgekit.distill.config import DistillConfig, write_config
 from edgekit.distill.label_free import train_label_free
 from edgekit.distill.prepare import Prepared, prepare, tensor
+from edgekit.distill.prepare_series import is_series_dataset, prepare_series
 from edgekit.distill.report import render_table, torch_latency_ms, write_report
 from edgekit.distill.supervised import train_supervised
 from edgekit.distill.train import set_seed
-from edgekit.metrics import agreement, model_metrics
+from edgekit.metrics import agreement, classification_metrics, model_metrics
 from edgekit.models.registry import count_params
 from edgekit.run import ArchSpec, Normalization, RunWindows, SensorRun, save_windows, write_run
 
 __all__ = ["DistillConfig", "distill"]
 
+# a class with less than this share of the labelled training windows is rare: its recall gets a line
+RARE_SHARE = 0.1
+
+
+def _model_row(p: Prepared, res: dict[str, Any], name: str) -> dict[str, Any]:
+    """Test figures of one model: the anomaly view (F1, recall, false alarms at its validation threshold)
+    when a class is normal, and the class view (macro-F1, per-class figures, confusion matrix)."""
+    sc = res["scores"][name]["test"]
+    mask = ~np.isnan(sc)
+    y = None if p.test.y is None or not mask.any() else p.test.y[mask]
+    y_anom = None if y is None or p.normal is None else (y != p.normal).astype(np.int64)
+    row = model_metrics(y_anom, sc[mask], res["thresholds"][name])
+    probs = res.get("probs", {}).get(name)
+    if probs is not None and y is not None:
+        cls = classification_metrics(y, probs["test"][mask].argmax(axis=1), p.classes)
+        row |= {k: cls[k] for k in ("macro_f1", "per_class", "confusion")} | {
+            "class_accuracy": cls["accuracy"]
+        }
+        if p.series_problem:
+            row["series_accuracy"] = _series_accuracy(p.test.end_row[mask], y, probs["test"][mask])
+    return row
+
+
+def _series_accuracy(series: np.ndarray, y: np.ndarray, probs: np.ndarray) -> float:
+    """Accuracy per whole series (mean class probabilities over its windows), as published results count."""
+    ids, inv = np.unique(series, return_inverse=True)
+    mean = np.zeros((len(ids), probs.shape[1]))
+    np.add.at(mean, inv, probs)
+    truth = np.zeros(len(ids), np.int64)
+    truth[inv] = y
+    return float((mean.argmax(axis=1) == truth).mean())
+
+
+def _label_summary(p: Prepared, res: dict[str, Any]) -> dict[str, Any]:
+    """Classes, how much of the transfer set is labelled, and the rare classes (by labelled training share)."""
+    known = p.labelled_train
+    out: dict[str, Any] = {
+        "classes": p.classes,
+        "normal_class": None if p.normal is None else p.classes[p.normal],
+        "labelled_rows": int(known.sum()),
+        "transfer_rows": len(p.train),
+        "labelled_fraction": float(known.mean()) if len(known) else 0.0,
+        "rare_classes": [],
+    }
+    if known.any() and "probs" in res:
+        share = np.bincount(p.train.y[known], minlength=len(p.classes)) / known.sum()
+        out["rare_classes"] = [c for i, c in enumerate(p.classes) if share[i] < RARE_SHARE and i != p.normal]
+    return out
+
 
 def _evaluate(p: Prepared, cfg: DistillConfig, res: dict[str, Any], out: Path) -> dict[str, Any]:
     """Per-model test figures (and checkpoints saved to `out`), retention, agreement and the KD verdict."""
     y_test = p.test.y
+    anomaly_rate = None if y_test is None or p.normal is None else float((y_test != p.normal).mean())
     report: dict[str, Any] = {
         "edgekit_version": __version__,
         "dataset": cfg.dataset or str(cfg.csv),
@@ -36,16 +88,18 @@ def _evaluate(p: Prepared, cfg: DistillConfig, res: dict[str, Any], out: Path) -
         "hop": p.hop,
         "channels": p.table.channels,
         "windows": {"train": len(p.train), "val": len(p.val), "test": len(p.test)},
-        "test_anomaly_rate": None if y_test is None else float(y_test.mean()),
+        "test_anomaly_rate": anomaly_rate,
         "kd": {"loss": res["loss"], "temperature": cfg.temperature, "alpha": cfg.alpha},
         "seed": cfg.seed,
     }
+    if p.mode == "supervised":
+        report |= _label_summary(p, res)
+    if p.series_problem:
+        # aeon's published test accuracies (per series, official split) beside edgekit's series accuracy
+        report["published_accuracy"] = published_accuracies(p.series_problem)
     example = tensor(p.test.x[:1])
     for name, (model, spec) in res["models"].items():
-        sc = res["scores"][name]["test"]
-        mask = ~np.isnan(sc)
-        y = None if y_test is None or not mask.any() else y_test[mask]
-        row = model_metrics(y, sc[mask], res["thresholds"][name])
+        row = _model_row(p, res, name)
         if model is not None:
             path = out / f"{name}.pt"
             torch.save(model.state_dict(), path)
@@ -60,15 +114,23 @@ def _evaluate(p: Prepared, cfg: DistillConfig, res: dict[str, Any], out: Path) -
         report[name] = row
 
     t, s = report["teacher"], report["student"]
-    report["retention"] = s["f1"] / t["f1"] if t.get("f1") and s.get("f1") is not None else None
-    t_dec = res["scores"]["teacher"]["test"] >= res["thresholds"]["teacher"]
-    s_dec = res["scores"]["student"]["test"] >= res["thresholds"]["student"]
+    # K > 2 classes: macro-F1 is the quality figure; two classes keep the anomaly F1 they always had
+    metric = "macro_f1" if len(p.classes) > 2 and p.mode == "supervised" else "f1"
+    report["quality_metric"] = metric
+    report["retention"] = s[metric] / t[metric] if t.get(metric) and s.get(metric) is not None else None
+    if metric == "macro_f1":
+        t_dec = res["probs"]["teacher"]["test"].argmax(axis=1)
+        s_dec = res["probs"]["student"]["test"].argmax(axis=1)
+    else:
+        t_dec = res["scores"]["teacher"]["test"] >= res["thresholds"]["teacher"]
+        s_dec = res["scores"]["student"]["test"] >= res["thresholds"]["student"]
     report["agreement"] = agreement(t_dec, s_dec)
     report["compression"] = t["params"] / s["params"] if t.get("params") else None
     nk = report.get("student_no_kd")
-    report["kd_beats_no_kd"] = (
-        None if not nk or s["f1"] is None or nk["f1"] is None else bool(s["f1"] > nk["f1"])
-    )
+    ok = nk and s.get(metric) is not None and nk.get(metric) is not None
+    report["kd_beats_no_kd"] = bool(s[metric] > nk[metric]) if ok else None
+    both = nk and s.get("macro_f1") is not None and nk.get("macro_f1") is not None
+    report["kd_gain"] = s["macro_f1"] - nk["macro_f1"] if both else None
     return report
 
 
@@ -82,7 +144,7 @@ def distill(cfg: DistillConfig) -> dict[str, Any]:
     """Run the whole distillation and write RUN_DIR (checkpoints, run.json, config.yaml, windows.npz,
     report.json/.md); returns the report (with a rendered "table")."""
     set_seed(cfg.seed)
-    p = prepare(cfg)
+    p = prepare_series(cfg) if is_series_dataset(cfg.dataset) else prepare(cfg)
     res = train_supervised(p, cfg) if p.mode == "supervised" else train_label_free(p, cfg)
     out = Path(cfg.out)
     out.mkdir(parents=True, exist_ok=True)
@@ -97,7 +159,8 @@ def distill(cfg: DistillConfig) -> dict[str, Any]:
         hop=p.hop,
         channels=p.table.channels,
         normalization=Normalization(**p.norm.to_dict()),
-        labels=["normal", "anomaly"],
+        labels=list(p.classes) if p.mode == "supervised" else ["normal", "anomaly"],
+        normal_class=None if p.normal is None or p.mode != "supervised" else p.classes[p.normal],
         score=res["score"],
         thresholds=res["thresholds"],
         false_alarm_rate=cfg.false_alarm_rate if p.mode == "unsupervised" else None,

@@ -1,15 +1,25 @@
-"""Sensor data preparation: load, split without leakage, normalize on training rows, window each split."""
+"""Sensor data preparation: load, split without leakage, normalize on training rows, window each split.
+
+Labels are class indices (-1: unlabelled). Unlabelled training windows stay in the transfer set (the
+teacher labels them); validation and test keep only labelled windows, since they choose thresholds and
+measure quality.
+"""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import logging
+from dataclasses import dataclass, field
 
 import numpy as np
 import torch
 
 from edgekit.data import Normalizer, SensorTable, WindowSet, load_csv, load_dataset, make_windows, split_table
+from edgekit.data.labels import BINARY_CLASSES, UNLABELLED, resolve_normal
 from edgekit.distill.config import DATASET_DEFAULTS, DistillConfig, Mode
+from edgekit.distill.teacher_outputs import load_teacher_outputs
 from edgekit.errors import DataError
+
+log = logging.getLogger(__name__)
 
 
 @dataclass
@@ -22,6 +32,21 @@ class Prepared:
     train: WindowSet
     val: WindowSet
     test: WindowSet
+    classes: list[str] = field(default_factory=lambda: list(BINARY_CLASSES))
+    # index of the normal class (anomaly = any other class); None: K > 2 classes without one
+    normal: int | None = 0
+    # a black-box teacher's class probabilities per data row (NaN where it gave none)
+    teacher_probs: np.ndarray | None = None
+    teacher_hard: bool = False
+    # the .ts problem (e.g. "PLAID") when windows come from labelled series; `end_row` is then the series
+    series_problem: str | None = None
+
+    @property
+    def labelled_train(self) -> np.ndarray:
+        """Mask of training windows that carry a label."""
+        if self.train.y is None:
+            return np.zeros(len(self.train), bool)
+        return self.train.y != UNLABELLED
 
 
 def tensor(x: np.ndarray) -> torch.Tensor:
@@ -65,7 +90,18 @@ def prepare(cfg: DistillConfig) -> Prepared:
         raise DataError(
             "supervised mode needs a --label-column or --teacher-outputs; use --mode unsupervised for unlabelled data"
         )
+    teacher_probs, hard = None, False
+    if cfg.teacher_outputs:
+        labelled = table.labels is not None
+        teacher_probs, hard = load_teacher_outputs(
+            cfg.teacher_outputs, len(table), table.classes if labelled else None
+        )
+        if not labelled and teacher_probs.shape[1] != 2:
+            table.classes = [str(i) for i in range(teacher_probs.shape[1])]
+    normal = resolve_normal(table.classes, cfg.normal_class, table.name)
     splits = split_table(table, cfg.fractions, seed=cfg.seed)
+    if cfg.label_fraction < 1.0 and splits.train.labels is not None:
+        splits.train.labels = hide_labels(splits.train.labels, cfg.label_fraction, cfg.seed)
     norm = Normalizer.fit(splits.train.values)
     # The training split is windowed densely (hop 1): every extra window is free transfer data for
     # the student, since the teacher labels it. Validation and test use the deployed hop.
@@ -74,9 +110,15 @@ def prepare(cfg: DistillConfig) -> Prepared:
     ]
     for w in ws:
         w.x = norm(w.x)
-    if mode == "supervised" and cfg.teacher_outputs is None:
+    for i in (1, 2):
+        if ws[i].y is not None and (ws[i].y == UNLABELLED).any():
+            keep = ws[i].y != UNLABELLED
+            ws[i] = WindowSet(ws[i].x[keep], ws[i].y[keep], ws[i].end_row[keep])
+    if mode == "supervised" and cfg.teacher_outputs is None and not (ws[0].y != UNLABELLED).any():
+        raise DataError(f"{table.name}: no labelled training rows and no --teacher-outputs to learn from")
+    if mode == "supervised" and cfg.teacher_outputs is None and len(table.classes) == 2:
         for name, w in zip(("training", "validation", "test"), ws, strict=True):
-            if w.y is None or not w.y.any():
+            if w.y is None or not (w.y == 1 - (normal or 0)).any():
                 raise DataError(
                     f"{table.name}: the {name} split has no anomalies to {'learn from' if name == 'training' else 'evaluate on'}"
                     + (
@@ -85,4 +127,36 @@ def prepare(cfg: DistillConfig) -> Prepared:
                         else ""
                     )
                 )
-    return Prepared(table, mode, window, hop, norm, *ws)
+    if mode == "supervised":
+        check_labelled(table, ws[0], cfg.teacher_outputs is not None)
+    return Prepared(table, mode, window, hop, norm, *ws, list(table.classes), normal, teacher_probs, hard)
+
+
+def hide_labels(labels: np.ndarray, fraction: float, seed: int) -> np.ndarray:
+    """A copy of training `labels` with all but a seeded random `fraction` of the labelled ones hidden."""
+    out = labels.copy()
+    known = np.flatnonzero(out != UNLABELLED)
+    keep = max(1, round(len(known) * fraction))
+    hidden = np.random.default_rng(seed).permutation(known)[keep:]
+    out[hidden] = UNLABELLED
+    return out
+
+
+def check_labelled(table: SensorTable, train: WindowSet, blackbox: bool) -> None:
+    """Enough labelled training windows per class; a class with fewer than 2 is named (warned about
+    while the others suffice, refused when they do not)."""
+    y = np.zeros(0, np.int64) if train.y is None else train.y[train.y != UNLABELLED]
+    if blackbox:
+        return
+    if len(y) == 0:
+        raise DataError(f"{table.name}: no labelled training rows and no --teacher-outputs to learn from")
+    counts = np.bincount(y, minlength=len(table.classes))
+    scarce = [f"'{c}' ({n})" for c, n in zip(table.classes, counts, strict=True) if n < 2]
+    if not scarce:
+        return
+    if (counts >= 2).sum() < 2:
+        raise DataError(
+            f"{table.name}: class {', '.join(scarce)} has fewer than 2 labelled training windows, "
+            "and fewer than 2 classes have enough"
+        )
+    log.warning("%s: class %s has fewer than 2 labelled training windows", table.name, ", ".join(scarce))

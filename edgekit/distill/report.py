@@ -84,6 +84,8 @@ def render_table(report: dict[str, Any]) -> str:
         ("ROC-AUC", "roc_auc"),
         (f"recall@{LOW_FAR:.0%}FAR", f"recall_at_{LOW_FAR:.0%}_far"),
     ]
+    if report.get("classes"):
+        cols.insert(4, ("macro-F1", "macro_f1"))
     rows = []
     for name in MODEL_ROWS:
         row = report.get(name)
@@ -99,11 +101,55 @@ def render_table(report: dict[str, Any]) -> str:
             cells.append(_fmt(v))
         rows.append(cells)
     lines = _table([c for c, _ in cols], rows)
-    lines += ["", _summary(report, "F1", f"{_fmt(report.get('compression'))}x")]
-    verdict = _verdict(report, "F1")
+    names = [n for n in MODEL_ROWS if report.get(n, {}).get("per_class")]
+    classes = report.get("classes") or []
+    if names:
+        lines += ["", *_per_class_table(report, names, classes, ("precision", "recall"))]
+        lines += ["", *_confusion_lines(report, names, classes)]
+    for c in report.get("rare_classes") or []:
+        recalls = ", ".join(f"{n} {_fmt(report[n]['per_class'][c]['recall'])}" for n in names)
+        sup = report[names[0]]["per_class"][c]["support"]
+        lines.append(f"rare class '{c}' (test support {sup}): recall {recalls}")
+    published = report.get("published_accuracy")
+    if published is not None:
+        ours = ", ".join(f"{n} {_fmt(report[n].get('series_accuracy'))}" for n in names)
+        theirs = ", ".join(f"{k} {v:.3f}" for k, v in published.items()) or "none shipped"
+        lines.append(f"test accuracy per series: {ours}; published (aeon, official split): {theirs}")
+    metric = "macro-F1" if report.get("quality_metric") == "macro_f1" else "F1"
+    lines += ["", _summary(report, metric, f"{_fmt(report.get('compression'))}x")]
+    if report.get("classes"):
+        lines.append(
+            f"labelled training windows: {report['labelled_rows']} of {report['transfer_rows']} "
+            f"({_fmt(report['labelled_fraction'])}); KD gain (macro-F1, student - student_no_kd): "
+            f"{_fmt(report.get('kd_gain'))}"
+        )
+    verdict = _verdict(report, metric)
     if verdict is not None:
         lines.append(verdict)
     return "\n".join(lines)
+
+
+def _per_class_table(
+    report: dict[str, Any], names: Sequence[str], classes: Sequence[str], metrics: Sequence[str]
+) -> list[str]:
+    """One row per class: test support, then each model's figures ("P/R" or "P/R/F1")."""
+    rows = []
+    for c in classes:
+        sup = report[names[0]]["per_class"][c]["support"]
+        cells = ["/".join(_fmt(report[n]["per_class"][c][m], 2) for m in metrics) for n in names]
+        rows.append([f"{c} ({sup})", *cells])
+    tag = "/".join({"precision": "P", "recall": "R", "f1": "F1"}[m] for m in metrics)
+    return _table(["class (test support)", *(f"{n} {tag}" for n in names)], rows)
+
+
+def _confusion_lines(report: dict[str, Any], names: Sequence[str], classes: Sequence[str]) -> list[str]:
+    """Each model's confusion matrix (rows: true class, columns: predicted), compact."""
+    out = []
+    for n in names:
+        cm = report[n]["confusion"]
+        out.append(f"{n} confusion (rows true, columns predicted; {', '.join(classes)}):")
+        out += ["  " + " ".join(f"{v:>5d}" for v in row) for row in cm]
+    return out
 
 
 def render_text_table(report: dict[str, Any]) -> str:
@@ -136,15 +182,8 @@ def render_text_table(report: dict[str, Any]) -> str:
             ]
         )
     lines = _table(header, rows)
-    per_class = []
-    for c in report["labels"]:
-        sup = report[names[0]]["per_class"][c]["support"]
-        cells = [
-            "/".join(_fmt(report[n]["per_class"][c][m], 2) for m in ("precision", "recall", "f1"))
-            for n in names
-        ]
-        per_class.append([f"{c} ({sup})", *cells])
-    lines += ["", *_table(["class (test support)", *(f"{n} P/R/F1" for n in names)], per_class), ""]
+    per_class = _per_class_table(report, names, report["labels"], ("precision", "recall", "f1"))
+    lines += ["", *per_class, ""]
     size = f"{_fmt(report.get('compression'), 1)}x params, {_fmt(report.get('compression_bytes'), 1)}x bytes"
     lines.append(_summary(report, "macro-F1", size))
     verdict = _verdict(report, "macro-F1")

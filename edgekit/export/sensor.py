@@ -2,7 +2,8 @@
 windows.npz, and quality scored through the runtime Engine (the device's code path).
 
 Quality: F1 at the model's own validation-chosen threshold (distill's rule, re-applied to the exported
-model) on the test windows; label-free runs have no F1 and the gate falls back to decision agreement.
+model) on the test windows; K-class runs score the anomaly view (not the normal class). Label-free runs
+and K-class runs without a normal class have no F1 and the gate falls back to decision agreement.
 """
 
 from __future__ import annotations
@@ -29,9 +30,11 @@ BATCH = 4096
 def choose_threshold(run: SensorRun, val_y: np.ndarray | None, val_scores: np.ndarray) -> float:
     """The same rule as `edgekit distill`: best-F1 on validation (supervised), else the false-alarm quantile."""
     if run.score == "softmax":
-        if val_y is not None and val_y.any():
-            return best_f1_threshold(val_y, val_scores)
-        return 0.5
+        y = run.anomaly_labels(val_y)
+        if y is not None and y.any():
+            return best_f1_threshold(y, val_scores)
+        # K classes without a normal one: every window is reported with its class
+        return 0.5 if run.normal_class is not None or len(run.labels) == 2 else 0.0
     normal = np.ones(len(val_scores), bool) if val_y is None else val_y == 0
     return far_threshold(val_scores[normal], run.false_alarm_rate or 0.01)
 
@@ -94,7 +97,7 @@ class SensorExporter(ModelExporter):
         return {
             "kind": "sensor",
             "input": InputSpec("x", "float32", [None, info.window, len(info.channels)]),
-            "output": OutputSpec("logits", info.score),
+            "output": OutputSpec("logits", info.score, info.normal_index),
             "labels": list(info.labels),
             "threshold": self.parity_threshold,
             "window": WindowSpec(info.window, info.hop, list(info.channels)),
@@ -109,7 +112,9 @@ class SensorExporter(ModelExporter):
             # the threshold is re-chosen on validation for this model, then test metrics
             thr = choose_threshold(self.info, w.val_y, batched_scores(engine, w.val_x))
             scores = batched_scores(engine, w.test_x)
-            return Quality(model_metrics(w.test_y, scores, thr), scores >= thr, scores)
+            return Quality(
+                model_metrics(self.info.anomaly_labels(w.test_y), scores, thr), scores >= thr, scores
+            )
 
         # one raw window at a time through the device path (preprocess, infer, postprocess)
         singles = [w.test_x[i : i + 1] for i in range(min(len(w.test_x), 256))]
@@ -120,7 +125,7 @@ class SensorExporter(ModelExporter):
 
     def golden(self, bundle: Path, manifest: Manifest) -> dict[str, np.ndarray]:
         engine = Engine(bundle, self.profile, manifest)
-        idx = golden_indices(self.windows.test_y, len(self.windows.test_x))
+        idx = golden_indices(self.info.anomaly_labels(self.windows.test_y), len(self.windows.test_x))
         inputs = self.windows.test_x[idx].astype(np.float32)
         return {"inputs": inputs, "outputs": engine.infer(engine.preprocess(inputs))}
 

@@ -113,4 +113,5 @@ class WindowMLP(nn.Module):
         self.net = nn.Sequential(*layers, nn.Linear(dims[-1], out_dim))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.net(x.reshape(x.shape[0], -1))
+        # flatten (not reshape by x.shape[0]): one Flatten node in ONNX instead of Shape/Gather/Concat
+        return self.net(torch.flatten(x, 1))

@@ -266,6 +266,7 @@ class Engine(BundleEngine, WindowStages):
             norm.std if norm is not None else None,
             _DTYPES[m.input.dtype],
             m.output.score == "softmax",
+            m.output.normal_index,
         )
 
     @property

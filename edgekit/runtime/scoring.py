@@ -132,8 +132,12 @@ class Scorer:
         if n == 0:
             return
         meta = self.batch.meta
+        engine = self.engine
         try:
-            scores = self.engine.score(self.batch.x[:n])
+            out = engine.infer(engine.preprocess(self.batch.x[:n]))
+            scores = engine.postprocess(out)
+            # K-class bundles report the class by name with its probability
+            top = engine.top_class(out) if engine.softmax and len(engine.manifest.labels) > 2 else None
         except Exception as exc:  # a model failing on odd input must not stop the streams
             self.sink.error("inference_failed", f"{type(exc).__name__}: {exc}")
             self.batch.clear()
@@ -156,7 +160,8 @@ class Scorer:
             hits += hit
             if hit or self.publish_scores:
                 lat = (clock() - w.recv) * 1000.0
-                self.sink.report(self._report(w, score, hit, lat), hit, w.stream)
+                cls = None if top is None else (int(top[0][i]), float(top[1][i]))
+                self.sink.report(self._report(w, score, hit, lat, cls), hit, w.stream)
             else:
                 lat = (done - w.recv) * 1000.0
             hist.add(lat)
@@ -164,8 +169,11 @@ class Scorer:
         self.counters.anomalies += hits
         self.batch.clear()
 
-    def _report(self, w: WindowMeta, score: float, hit: bool, latency_ms: float) -> str:
+    def _report(
+        self, w: WindowMeta, score: float, hit: bool, latency_ms: float, cls: tuple[int, float] | None = None
+    ) -> str:
         m = self.engine.manifest
+        extra = {} if cls is None else {"class": m.labels[cls[0]], "probability": cls[1]}
         return _ENCODER.encode(
             {
                 "device": self.device,
@@ -176,12 +184,15 @@ class Scorer:
                 "end_ts": w.end_ts,
                 "score": score,
                 "threshold": self.threshold,
-                "label": (m.labels if len(m.labels) > 1 else ["normal", "anomaly"])[hit],
+                "label": extra["class"]
+                if extra
+                else (m.labels if len(m.labels) > 1 else ["normal", "anomaly"])[hit],
                 "anomaly": hit,
                 "model_id": m.model_id,
                 "model_version": m.model_version,
                 "variant": self.engine.variant,
                 "latency_ms": latency_ms,
+                **extra,
             }
         )
 

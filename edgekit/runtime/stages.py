@@ -20,6 +20,7 @@ class WindowStages:
         std: Sequence[float] | None = None,
         input_dtype: type = np.float32,
         softmax: bool = True,
+        normal_index: int | None = None,
     ) -> None:
         self.mean = np.zeros((1, 1, channels), np.float32)
         self.inv_std = np.ones((1, 1, channels), np.float32)
@@ -28,6 +29,7 @@ class WindowStages:
             self.inv_std = (1.0 / np.asarray(std, dtype=np.float32)).reshape(1, 1, channels)
         self.input_dtype = input_dtype
         self.softmax = softmax
+        self.normal_index = normal_index
 
     def preprocess(self, windows: np.ndarray) -> np.ndarray:
         """Raw windows [B, W, C] -> normalized model input in the model's dtype."""
@@ -39,5 +41,24 @@ class WindowStages:
         if self.softmax:
             z = out - out.max(axis=1, keepdims=True)
             e = np.exp(z)
-            return e[:, 1] / e.sum(axis=1)
+            if out.shape[1] == 2 and self.normal_index is None:
+                return e[:, 1] / e.sum(axis=1)
+            return anomaly_score(e / e.sum(axis=1, keepdims=True), self.normal_index)
         return out[:, 0]
+
+    @staticmethod
+    def top_class(out: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Class logits [B, K] -> the most probable class index and its softmax probability, per window."""
+        idx = out.argmax(axis=1)
+        z = out - out.max(axis=1, keepdims=True)
+        return idx, 1.0 / np.exp(z).sum(axis=1)
+
+
+def anomaly_score(probs: np.ndarray, normal: int | None) -> np.ndarray:
+    """Class probabilities [B, K] -> anomaly score: P(not normal) (for two classes the other class's
+    probability), or the top class's probability when no class is normal."""
+    if normal is None:
+        return probs.max(axis=1)
+    if probs.shape[1] == 2:
+        return probs[:, 1 - normal]
+    return 1.0 - probs[:, normal]

@@ -75,9 +75,38 @@ def test_too_few_rows(tmp_path):
         load_csv(_write(tmp_path, "ts,a,b,label\n" + _rows(5)), label_column="label")
 
 
-def test_label_must_be_binary(tmp_path):
-    with pytest.raises(DataError, match="is not 0 or 1"):
-        load_csv(_write(tmp_path, "ts,a,b,label\n" + _rows(40, bad={3: {"lab": 2}})), label_column="label")
+def test_labels_mixing_integers_and_strings_are_refused(tmp_path):
+    # labels used to be 0/1 only; now integers or strings are classes, but a mix is one clear line
+    with pytest.raises(DataError, match="all integers or all strings, found '1' and 'bearing'"):
+        load_csv(
+            _write(tmp_path, "ts,a,b,label\n" + _rows(40, bad={3: {"lab": "bearing"}})),
+            label_column="label",
+            timestamp_column="ts",
+        )
+    with pytest.raises(DataError, match="all integers or all strings"):
+        load_csv(
+            _write(tmp_path, "ts,a,b,label\n" + _rows(40, bad={3: {"lab": 0.5}})),
+            label_column="label",
+            timestamp_column="ts",
+        )
+
+
+def test_integer_labels_beyond_binary_are_classes(tmp_path):
+    t = load_csv(
+        _write(tmp_path, "ts,a,b,label\n" + _rows(40, bad={3: {"lab": 7}})),
+        label_column="label",
+        timestamp_column="ts",
+    )
+    assert t.classes == ["0", "1", "7"]
+    assert t.labels[3] == 2 and t.labels[0] == 1 and t.labels[1] == 0
+
+
+def test_string_labels_and_blank_cells(tmp_path):
+    names = ["ok", "ok", "", "bearing", "ok", "rotor", ""]
+    text = "a,b,fault\n" + "\n".join(f"{i % 5},{i % 3},{names[i % 7]}" for i in range(70))
+    t = load_csv(_write(tmp_path, text), label_column="fault")
+    assert t.classes == ["bearing", "ok", "rotor"]
+    assert list(t.labels[:7]) == [1, 1, -1, 0, 1, 2, -1]
 
 
 def test_missing_file(tmp_path):

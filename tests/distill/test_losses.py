@@ -45,3 +45,36 @@ def test_identical_logits_give_zero_soft_loss():
 def test_probabilities_as_teacher_logits():
     p = torch.tensor([[0.2, 0.8]])
     assert torch.allclose(torch.softmax(probs_to_logits(p), 1), p, atol=1e-6)
+
+
+def test_known_value_three_classes():
+    s = torch.zeros(1, 3)  # softmax = [1/3, 1/3, 1/3]
+    t = torch.log(torch.tensor([[0.5, 0.25, 0.25]]))
+    kl = 0.5 * math.log(1.5) + 2 * 0.25 * math.log(0.75)
+    assert hinton(s, t, None, temperature=1.0) == pytest.approx(kl, rel=1e-6)
+    # T = 2: teacher softmax(t/2) ∝ sqrt([.5, .25, .25]); the soft term is scaled by T² = 4
+    q = torch.tensor([0.5, 0.25, 0.25]).sqrt()
+    q = q / q.sum()
+    kl2 = float((q * torch.log(q * 3)).sum())
+    assert hinton(s, t, None, temperature=2.0) == pytest.approx(4 * kl2, rel=1e-5)
+    # with a label: α·CE(s, y) = α·ln 3 for uniform student logits
+    y = torch.tensor([2])
+    assert hinton(s, t, y, temperature=1.0, alpha=0.25) == pytest.approx(
+        0.75 * kl + 0.25 * math.log(3.0), rel=1e-6
+    )
+
+
+def test_unlabelled_rows_get_only_the_soft_term():
+    # row 0 labelled (class 1), row 1 unlabelled (-1): CE is the mean over labelled rows only
+    s = torch.tensor([[0.0, 0.0, 0.0], [1.0, 0.0, 0.0]])
+    t = torch.tensor([[0.0, 1.0, 0.0], [1.0, 0.0, 0.0]])
+    y = torch.tensor([1, -1])
+    soft = float(hinton(s, t, None, temperature=1.0))
+    ce = math.log(3.0)
+    assert hinton(s, t, y, temperature=1.0, alpha=0.5) == pytest.approx(0.5 * soft + 0.5 * ce, rel=1e-6)
+    # a batch with no labels at all: soft term only, and it still backpropagates
+    s.requires_grad_(True)
+    loss = hinton(s, t, torch.tensor([-1, -1]), temperature=1.0, alpha=0.5)
+    assert float(loss) == pytest.approx(0.5 * soft, rel=1e-6)
+    loss.backward()
+    assert s.grad is not None and torch.isfinite(s.grad).all()

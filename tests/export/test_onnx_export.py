@@ -98,3 +98,17 @@ def test_text_export_parity_and_bundle(synthetic_text_run, tmp_path, keypair, pr
     with np.load(out / "golden.npz") as g:
         assert {"input_ids", "attention_mask", "outputs"} <= set(g.files) and g["input_ids"].dtype == np.int64
     self_test(out, Manifest.load(out))
+
+
+def test_window1_student_exports_as_a_plain_mlp_graph(sensor_run, sensor_bundle):
+    """The window-1 Shuttle student is an MLP, and its exported graph holds no Conv, Pad or shape ops
+    (Shape/Gather/Slice/Concat/ConstantOfShape/Reshape): per-call overhead and, on GPUs, Memcpy nodes."""
+    run = json.loads((sensor_run / "run.json").read_text())
+    assert run["window"] == 1 and run["models"]["student"]["arch"] == "mlp"
+    graph = onnx.load(str(sensor_bundle / Manifest.load(sensor_bundle).model_file)).graph
+    ops = [n.op_type for n in graph.node]
+    assert set(ops) <= {"Flatten", "Reshape", "Gemm", "MatMul", "Add", "Relu"}, ops
+    assert ops.count("Gemm") + ops.count("MatMul") == 3 and len(ops) <= 7, ops
+    # the one flatten is a Reshape to a constant shape, not one computed from the input by shape ops
+    constants = {t.name for t in graph.initializer}
+    assert all(n.input[1] in constants for n in graph.node if n.op_type == "Reshape")
