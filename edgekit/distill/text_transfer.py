@@ -109,7 +109,7 @@ def build_transfer_set(
     # every piece of a training statement is in the student vocabulary, so ids map one to one
     x_train = torch.cat([x_s["train"], to_student[x_aug]])
     y_all = y_train.repeat(cfg.augment_copies + 1)
-    kd_targets = torch.cat(
-        [y_all.float()[:, None], torch.cat([t_logits_train, predict(teacher, x_aug, 256)])], dim=1
-    )
+    # no augmented copies (augment_copies 0): nothing to ask the teacher about
+    aug_logits = predict(teacher, x_aug, 256) if len(x_aug) else t_logits_train[:0]
+    kd_targets = torch.cat([y_all.float()[:, None], torch.cat([t_logits_train, aug_logits])], dim=1)
     return TransferSet(s_tok, kept, x_s, x_train, y_all, kd_targets)

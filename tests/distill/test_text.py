@@ -162,3 +162,28 @@ def test_run_dir_config_repeats_the_text_run(text_run):
     assert "out" not in data and data["max_statements"] == 600 and data["teacher_layers"] == 1
     cfg = build_config(TextDistillConfig, data, str(path), {"out": str(out / "again")})
     assert cfg.student == TextStudentConfig() and cfg.max_length == 16 and cfg.bootstrap == 50
+
+
+@pytest.mark.parametrize("copies", [0, 2])
+def test_transfer_set_with_and_without_augmented_copies(copies):
+    """Before: augment_copies 0 crashed (the teacher was asked about an empty batch: torch.cat of nothing)."""
+    import torch
+    from transformers import AutoTokenizer
+
+    from edgekit.distill.text_config import TextDistillConfig
+    from edgekit.distill.text_transfer import build_transfer_set, encode
+    from edgekit.models.text import minilm_dir
+
+    t_dir = minilm_dir()
+    tok = AutoTokenizer.from_pretrained(t_dir, model_max_length=16)
+    texts = {
+        "train": ["the printer is out of toner", "reset my password please", "the fan is noisy"],
+        "val": ["my screen stays black"],
+        "test": ["the network is down again"],
+    }
+    cfg = TextDistillConfig(out="unused", max_length=16, augment_copies=copies)
+    x_t = {s: encode(tok, t, 16) for s, t in texts.items()}
+    teacher = torch.nn.Sequential(torch.nn.Embedding(len(tok), 4), torch.nn.Flatten(), torch.nn.Linear(64, 3))
+    t_logits = teacher(x_t["train"]).detach()
+    ts = build_transfer_set(cfg, tok, t_dir, texts, x_t, torch.tensor([0, 1, 2]), teacher, t_logits)
+    assert len(ts.x_train) == 3 * (copies + 1) and ts.kd_targets.shape == (3 * (copies + 1), 4)
