@@ -19,7 +19,8 @@ $E keygen --out "$W/keys/new.key" >/dev/null
 $E distill --dataset shuttle --max-rows 4000 --teacher-epochs 3 --student-epochs 5 --out "$W/run" >/dev/null
 for v in 1.0.0 1.0.1 1.0.2 1.0.3; do
     key="$W/keys/edgekit.key"; [ "$v" = 1.0.2 ] && key="$W/keys/new.key"
-    $E export "$W/run" --profile x86-gateway --key "$key" --version "$v" --latency-runs 100 --out "$W/bundles/shuttle-$v" >/dev/null
+    $E export "$W/run" --profile x86-gateway --variants fp32,int8-dynamic,int8-static-qdq --key "$key" --version "$v" \
+        --latency-runs 100 --out "$W/bundles/shuttle-$v" >/dev/null
 done
 
 # --- the device: 1.0.0 installed, its daemon serving it and writing ROOT/health.json
