@@ -19,6 +19,26 @@ def broker():
         yield b
 
 
+def _resign(bundle, private_key, **changes):
+    """Apply manifest changes, re-hash every file and re-sign: what a legitimate new release looks like."""
+    from edgekit.bundle.manifest import Manifest, hash_files
+    from edgekit.bundle.signing import sign_bundle
+
+    m = Manifest.load(bundle)
+    for k, v in changes.items():
+        setattr(m, k, v)
+    m.files = hash_files(bundle)
+    m.save(bundle)
+    sign_bundle(bundle, private_key)
+    return m
+
+
+@pytest.fixture(scope="session")
+def resign():
+    """resign(bundle, private_key, **manifest_changes) -> Manifest (re-hashed, re-signed in place)."""
+    return _resign
+
+
 @pytest.fixture(scope="session")
 def keypair(tmp_path_factory) -> tuple:
     """An Ed25519 key pair: (private_key_path, public_key_path)."""

@@ -13,8 +13,7 @@ from pathlib import Path
 import pytest
 
 from edgekit.bench.rig import DaemonProcess
-from edgekit.bundle.manifest import Manifest, hash_files
-from edgekit.bundle.signing import keygen, sign_bundle
+from edgekit.bundle.signing import keygen
 from edgekit.runtime.install import install_bundle
 
 REPO = Path(__file__).resolve().parents[2]
@@ -24,32 +23,26 @@ MODULE = Path("/usr/share/mender/modules/v3/edgekit-bundle")
 DEVICE_TYPE = "edgekit-test-gw"
 
 
-def release(src: Path, out: Path, key: Path, **changes: object) -> Path:
-    """A copy of `src` with manifest changes, re-hashed and re-signed with `key`, plus its .tar.gz."""
-    shutil.copytree(src, out)
-    m = Manifest.load(out)
-    for k, v in changes.items():
-        setattr(m, k, v)
-    m.files = hash_files(out)
-    m.save(out)
-    sign_bundle(out, key)
-    with tarfile.open(out.with_name(out.name + ".tar.gz"), "w:gz") as tar:
-        tar.add(out, arcname=out.name)
-    return out
-
-
-@pytest.fixture
-def make_release():
+@pytest.fixture(scope="session")
+def make_release(resign):
     """make_release(src, out, private_key, **manifest_changes) -> the re-signed folder (and its .tar.gz)."""
+
+    def release(src: Path, out: Path, key: Path, **changes: object) -> Path:
+        shutil.copytree(src, out)
+        resign(out, key, **changes)
+        with tarfile.open(out.with_name(out.name + ".tar.gz"), "w:gz") as tar:
+            tar.add(out, arcname=out.name)
+        return out
+
     return release
 
 
 @pytest.fixture
-def releases(sensor_bundle, keypair, tmp_path) -> dict[str, Path]:
+def releases(sensor_bundle, keypair, make_release, tmp_path) -> dict[str, Path]:
     """v1 (1.0.0, the shared bundle) and v2 (1.0.1, same model) folders, signed with `keypair`."""
     return {
-        "v1": release(sensor_bundle, tmp_path / "rel" / "v1", keypair[0], model_version="1.0.0"),
-        "v2": release(sensor_bundle, tmp_path / "rel" / "v2", keypair[0], model_version="1.0.1"),
+        "v1": make_release(sensor_bundle, tmp_path / "rel" / "v1", keypair[0], model_version="1.0.0"),
+        "v2": make_release(sensor_bundle, tmp_path / "rel" / "v2", keypair[0], model_version="1.0.1"),
     }
 
 

@@ -5,12 +5,11 @@ from __future__ import annotations
 
 import json
 import shutil
-from pathlib import Path
 
 import numpy as np
 import pytest
 
-from edgekit.bundle.manifest import SELECTION, Manifest, hash_files
+from edgekit.bundle.manifest import SELECTION, Manifest
 from edgekit.bundle.signing import sign_bundle, verify_bundle
 from edgekit.cli import main
 from edgekit.errors import BundleError
@@ -25,13 +24,6 @@ from edgekit.runtime.tune import expected_batch_sizes, tune_release
 
 VARIANTS = ["fp32", "int8-dynamic", "int8-static-qdq"]
 PROFILE = "x86-gateway"
-
-
-def _resign(bundle: Path, key: Path) -> None:
-    m = Manifest.load(bundle)
-    m.files = hash_files(bundle)
-    m.save(bundle)
-    sign_bundle(bundle, key)
 
 
 def test_every_variant_file_is_covered_by_the_one_signature(variant_bundle, keypair, tmp_path):
@@ -107,7 +99,7 @@ def test_a_forced_variant_is_run_and_recorded_as_forced(variant_bundle, keypair,
     assert read_selection(release).variant == "int8-static-qdq"  # a refused tune leaves the choice alone
 
 
-def test_a_variant_failing_its_golden_self_test_is_never_chosen(variant_bundle, keypair, tmp_path):
+def test_a_variant_failing_its_golden_self_test_is_never_chosen(variant_bundle, keypair, resign, tmp_path):
     profile = load_profile(PROFILE)
     bad = tmp_path / "bad"
     shutil.copytree(variant_bundle, bad)
@@ -119,7 +111,7 @@ def test_a_variant_failing_its_golden_self_test_is_never_chosen(variant_bundle, 
             arrays = {k: g[k] for k in g.files}
         arrays["outputs"] = arrays["outputs"] + 1.0
         np.savez(path, **arrays)
-    _resign(bad, keypair[0])
+    resign(bad, keypair[0])
     release = install_bundle(bad, tmp_path / "root", keypair[1], profile)
     sel = read_selection(release)
     assert sel.variant == "fp32"
