@@ -14,7 +14,10 @@ def _add_connection_flags(p: argparse.ArgumentParser) -> None:
     )
     p.add_argument("--broker", required=True, help="mqtt://HOST:PORT (mqtts:// for TLS; user:pass@ accepted)")
     p.add_argument(
-        "--device", required=True, help="device id used in topics, e.g. edgekit/<ID>/sensors/<stream>"
+        "--device",
+        required=True,
+        help="device id used in topics: edgekit/<ID>/sensors/<stream> (sensor bundles), "
+        "edgekit/<ID>/text/<stream> (text bundles)",
     )
     p.add_argument("--profile", help="target profile name or YAML path (topics, queue, batch, QoS, threads)")
     p.add_argument("--pubkey", help="Ed25519 public key (PEM): refuse bundles not signed with it")
