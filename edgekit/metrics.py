@@ -93,17 +93,8 @@ def percentiles(samples_ms: np.ndarray, qs: tuple[float, ...] = (50, 90, 95, 99,
 def bootstrap_ci(
     y: np.ndarray, pred: np.ndarray, metric: str = "f1", n: int = 500, seed: int = 0
 ) -> tuple[float, float] | None:
-    """95% bootstrap interval of a prf() metric over resampled windows."""
-    rng = np.random.default_rng(seed)
-    vals = []
-    for _ in range(n):
-        idx = rng.integers(0, len(y), len(y))
-        v = prf(y[idx], pred[idx])[metric]
-        if v is not None:
-            vals.append(v)
-    if not vals:
-        return None
-    return float(np.percentile(vals, 2.5)), float(np.percentile(vals, 97.5))
+    """95% bootstrap interval of a prf() metric over resampled windows (None when it is never defined)."""
+    return bootstrap_interval(len(y), lambda idx: prf(y[idx], pred[idx])[metric], n, seed)
 
 
 def model_metrics(y: np.ndarray | None, score: np.ndarray, threshold: float) -> dict[str, Any]:
@@ -178,9 +169,12 @@ def classification_metrics(y: np.ndarray, pred: np.ndarray, labels: list[str]) -
 
 
 def bootstrap_interval(
-    n_items: int, stat: Callable[[np.ndarray], float], n: int = 1000, seed: int = 0
-) -> tuple[float, float]:
-    """95% percentile interval of `stat(idx)` over `n` resamples (with replacement) of item indices."""
+    n_items: int, stat: Callable[[np.ndarray], float | None], n: int = 1000, seed: int = 0
+) -> tuple[float, float] | None:
+    """95% percentile interval of `stat(idx)` over `n` resamples (with replacement) of item indices;
+    resamples where the statistic is undefined (None) are left out, and None is returned if all are."""
     rng = np.random.default_rng(seed)
-    vals = [stat(rng.integers(0, n_items, n_items)) for _ in range(n)]
+    vals = [v for v in (stat(rng.integers(0, n_items, n_items)) for _ in range(n)) if v is not None]
+    if not vals:
+        return None
     return float(np.percentile(vals, 2.5)), float(np.percentile(vals, 97.5))

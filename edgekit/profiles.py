@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import platform
 import string
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -63,6 +64,16 @@ def topic_template(*placeholders: str, level: str | None = None) -> Callable[[st
 
 def _non_empty(value: object) -> str | None:
     return None if value else "not empty"
+
+
+# platform.machine() spellings -> the `arch:` of firmware_configs/*.yaml
+_MACHINE_ARCH = {"amd64": "x86_64", "arm64": "aarch64"}
+
+
+def host_arch() -> str:
+    """This machine's architecture in profile terms, to compare with a profile's (or bundle's) `arch`."""
+    m = platform.machine().lower()
+    return _MACHINE_ARCH.get(m, m)
 
 
 @dataclass

@@ -54,12 +54,6 @@ def cpu_model(cpuinfo: str | None = None) -> str:
     return platform.processor() or "unknown"
 
 
-def host_arch() -> str:
-    """This machine's architecture in profile terms (`arch:` of firmware_configs/*.yaml)."""
-    m = platform.machine().lower()
-    return {"amd64": "x86_64", "arm64": "aarch64"}.get(m, m)
-
-
 def os_name() -> str:
     for line in _read("/etc/os-release").splitlines():
         if line.startswith("PRETTY_NAME="):

@@ -14,10 +14,9 @@ from typing import Any
 
 import edgekit.bench.latency as latency
 from edgekit import __version__
-from edgekit.bench.machine import host_arch
 from edgekit.bundle.manifest import Manifest
 from edgekit.errors import ConfigError
-from edgekit.profiles import TargetProfile, load_profile
+from edgekit.profiles import TargetProfile, host_arch, load_profile
 
 REPORT_SCHEMA = 1
 

@@ -2,12 +2,6 @@
 
 from __future__ import annotations
 
-import os
-
-# Everything is local (the teacher and corpus ship in packages): transformers must never reach for the
-# hub, and it reads this when first imported, which the student config below triggers.
-os.environ.setdefault("HF_HUB_OFFLINE", "1")
-
 from dataclasses import dataclass
 from typing import Literal
 

@@ -10,7 +10,6 @@ agreement of the candidate's decisions with FP32's, and `max_f1_drop` bounds the
 from __future__ import annotations
 
 import logging
-import platform
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -21,18 +20,11 @@ import onnxruntime as ort
 
 from edgekit.errors import GateError
 from edgekit.metrics import percentiles
-from edgekit.profiles import TargetProfile
+from edgekit.profiles import TargetProfile, host_arch
 
 log = logging.getLogger(__name__)
 
 GPU_PROVIDERS = ("TensorrtExecutionProvider", "CUDAExecutionProvider")
-HOST_ARCH = {
-    "x86_64": "x86_64",
-    "amd64": "x86_64",
-    "aarch64": "aarch64",
-    "arm64": "aarch64",
-    "armv7l": "armv7l",
-}
 
 
 @dataclass(frozen=True)
@@ -75,11 +67,6 @@ def interleaved_latency(
             if i >= warmup:
                 samples[n].append(dt)
     return {n: percentiles(np.asarray(s), (50, 99)) | {"runs": runs} for n, s in samples.items()}
-
-
-def host_arch() -> str:
-    m = platform.machine().lower()
-    return HOST_ARCH.get(m, m)
 
 
 def latency_applicability(profile: TargetProfile, mode: str) -> str | None:

@@ -13,7 +13,6 @@ from __future__ import annotations
 import json
 import logging
 import os
-import platform
 import time
 from dataclasses import dataclass
 from datetime import datetime, timezone
@@ -22,7 +21,7 @@ from typing import Any
 
 from edgekit.bundle.manifest import Manifest
 from edgekit.errors import BundleError, ConfigError
-from edgekit.profiles import load_profile
+from edgekit.profiles import host_arch, load_profile
 from edgekit.runtime.health import HEALTH_FILE, Health, request_reload, running_daemon, wait_healthy
 from edgekit.runtime.install import (
     activate_release,
@@ -38,7 +37,6 @@ from edgekit.runtime.install import (
 log = logging.getLogger(__name__)
 
 RECORDS = "records"  # ROOT/records/<release>.json: when and how installed, health
-MACHINE_ARCH = {"amd64": "x86_64", "arm64": "aarch64"}  # platform.machine() spellings -> profile arch
 
 
 @dataclass
@@ -56,11 +54,6 @@ class Target:
         return self.root / HEALTH_FILE
 
 
-def machine_arch() -> str:
-    m = platform.machine().lower()
-    return MACHINE_ARCH.get(m, m)
-
-
 def bundle_arch(manifest: Manifest) -> str:
     """The CPU architecture the bundle was exported for (its target profile's arch)."""
     try:
@@ -73,7 +66,7 @@ def check_arch(bundle: str | Path, machine: str | None = None) -> Manifest:
     """Refuse a bundle exported for another CPU architecture than this device's; returns its manifest."""
     with opened_bundle(bundle) as folder:
         manifest = Manifest.load(folder)
-    want, have = bundle_arch(manifest), machine or machine_arch()
+    want, have = bundle_arch(manifest), machine or host_arch()
     if want != have:
         raise BundleError(
             f"{manifest.model_id} {manifest.model_version} is built for {want} (profile {manifest.profile}), "

@@ -5,10 +5,15 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import string
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
+
+# Everything is local (the teacher and corpus ship in packages): transformers must never reach for the hub,
+# and it reads this when first imported, which this module is the place of.
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
 import torch
 from tokenizers import Tokenizer
