@@ -87,6 +87,29 @@ class Variant:
 
 
 @dataclass
+class Cascade:
+    """Student first, teacher for the hard cases: the escalation rule chosen on validation.
+
+    A window escalates when the student's confidence < `threshold`, or when the student assigns it to (or
+    finds it close to) one of `severe_classes`. `mode` local: the bundle carries the teacher (`teacher`,
+    a variant with its own model file and golden pairs) and the daemon runs it; remote: only the rule,
+    escalated windows go to the escalations topic for a teacher service.
+    """
+
+    mode: Literal["local", "remote"] = "remote"
+    # max_prob, margin (top-1 minus top-2 probability), neg_entropy (classifiers; higher = surer);
+    # score_distance (label-free scores: |score - threshold|)
+    measure: Literal["max_prob", "margin", "neg_entropy", "score_distance"] = "max_prob"
+    threshold: float = 0.0
+    severe_classes: list[str] = field(default_factory=list)
+    # a window whose probability of a severe class is at least this escalates even when not its top class
+    severe_min_probability: float = 0.2
+    teacher: Variant | None = None
+    # the validation figures behind the choice (escalation rate, student/teacher/cascade quality, target)
+    validation: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
 class Manifest:
     model_id: str
     model_version: str
@@ -111,11 +134,14 @@ class Manifest:
     # top-level model_file, golden, threshold and quantization always describe the default variant, so a
     # reader that knows nothing of variants loads that one.
     variants: list[Variant] = field(default_factory=list)
+    cascade: Cascade | None = None
 
     def to_json(self) -> str:
         data = to_dict(self)
         if not self.variants:  # a single-model bundle stays readable by an edgekit that predates variants
             del data["variants"]
+        if self.cascade is None:
+            del data["cascade"]
         return json.dumps(data, indent=2, sort_keys=True)
 
     def save(self, bundle_dir: str | Path) -> Path:
@@ -168,6 +194,9 @@ class Manifest:
         for v in self.variants:
             named[f"variants[{v.name}].model_file"] = v.model_file
             named[f"variants[{v.name}].golden.file"] = v.golden.file
+        if self.cascade is not None and self.cascade.teacher is not None:
+            named["cascade.teacher.model_file"] = self.cascade.teacher.model_file
+            named["cascade.teacher.golden.file"] = self.cascade.teacher.golden.file
         return named
 
     @property
