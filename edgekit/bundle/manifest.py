@@ -229,6 +229,23 @@ class Manifest:
             f"{self.model_id} {self.model_version} has no variant {name!r} (it carries: {', '.join(self.variant_names())})"
         )
 
+    def for_cascade_teacher(self) -> Manifest:
+        """This manifest as seen by the local cascade's teacher: its model file, golden pairs, threshold and
+        quantization on top, so the same engine and self-test load it. BundleError when there is none."""
+        teacher = self.cascade.teacher if self.cascade is not None else None
+        if teacher is None:
+            raise BundleError(f"{self.model_id} {self.model_version} carries no cascade teacher")
+        return replace(
+            self,
+            model_file=teacher.model_file,
+            golden=teacher.golden,
+            threshold=teacher.threshold,
+            quantization=teacher.quantization,
+            metrics={**self.metrics, **teacher.metrics},
+            variants=[],
+            cascade=None,
+        )
+
     def check_names(self, where: str) -> None:
         """Every file name in the manifest is a plain relative name inside the bundle (BundleError if not).
 
