@@ -139,6 +139,9 @@ class MQTTTopics:
     errors: str = setting("edgekit/{device}/errors", test=topic_template("device"))
     heartbeat: str = setting("edgekit/{device}/heartbeat", test=topic_template("device"))
     cmd: str = setting("edgekit/{device}/cmd", test=topic_template("device"))
+    # cascade: escalated windows out (a teacher service subscribes to all devices with {device} -> +);
+    # its answers come back on `<escalations>/answers`
+    escalations: str = setting("edgekit/{device}/escalations", test=topic_template("device", level="device"))
 
 
 @dataclass
@@ -158,6 +161,8 @@ class Daemon:
     # when max_streams is reached, a stream idle this long makes room
     stream_idle_s: float = setting(300.0, ge=0, le=365 * 86400)
     require_pubkey: bool = False  # serve refuses to start without --pubkey (unsigned bundles)
+    # student/teacher cascade: as the bundle says, off, or forced local (teacher on the device) / remote
+    cascade: Literal["bundle", "off", "local", "remote"] = "bundle"
 
     def __post_init__(self) -> None:
         if self.queue_bytes < self.max_payload_bytes:

@@ -85,6 +85,12 @@ def register(sub: argparse._SubParsersAction) -> None:
     )
     p.add_argument("--max-streams", type=int, default=1024)
     p.add_argument("--heartbeat-s", type=float, help="override the profile's heartbeat period")
+    p.add_argument(
+        "--cascade",
+        choices=["bundle", "off", "local", "remote"],
+        help="student/teacher cascade: as the bundle says (default, or the profile's daemon.cascade), off, "
+        "local (the bundle's teacher on this device) or remote (escalations to `edgekit escalations serve`)",
+    )
     p.set_defaults(handler=run_serve)
 
     s = sub.add_parser("service", help="write a hardened systemd unit that runs `edgekit serve`")

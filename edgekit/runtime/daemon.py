@@ -28,6 +28,7 @@ from edgekit.errors import ConfigError, EdgekitError
 from edgekit.profiles import TargetProfile, load_profile
 from edgekit.runtime.commands import CommandQueue, ReloadPolicy, check_share_group
 from edgekit.runtime.engine import Engine
+from edgekit.runtime.escalations import DeviceCascade
 from edgekit.runtime.health import Health, write_health
 from edgekit.runtime.heartbeat import HeartbeatClock, LinkState, QueueState, snapshot, status_body
 from edgekit.runtime.inbox import Inbox
@@ -82,6 +83,7 @@ class DaemonConfig:
     error_interval_s: float = 10.0
     handle_signals: bool = True
     health_file: str | None = None  # rewritten after the first load and every reload (runtime.health)
+    cascade: str | None = None  # bundle|off|local|remote: overrides profile.daemon.cascade (runtime.cascade)
 
 
 class Daemon:
@@ -103,6 +105,16 @@ class Daemon:
         self.limiter = RateLimiter(cfg.error_interval_s)
         self.verified = cfg.pubkey is not None
         engine = check_share_group(load_engine(cfg.bundle, cfg.pubkey, self.profile), cfg.share_group)
+        self.cascade = DeviceCascade(
+            cfg.cascade or d.cascade,
+            self.profile,
+            cfg.device,
+            self.topics,
+            lambda topic, body, qos: self.client.publish(topic, body, qos=qos),
+            self.error,
+            lambda: self.scorer.publish_scores,
+        )
+        teacher = self.cascade.teacher(engine)
         self.scorer: Scorer | TextScorer
         if isinstance(engine, TextEngine):  # text bundle: text topics in, classifications out
             self.scorer = TextScorer(engine, self, self.counters, self.latency, max_batch=d.max_batch)
@@ -110,9 +122,10 @@ class Daemon:
         else:
             self.streams = self.topics.sensors
             self.scorer = self._sensor_scorer(engine)
+        self.scorer.cascade = self.cascade.runner(engine, teacher)
         self.inbox: Inbox[tuple[str, bytes, float]] = Inbox(d.queue_size, d.overload, d.queue_bytes)
         self.policy = ReloadPolicy(cfg.bundle, cfg.pubkey, cfg.share_group, cfg.allow_downgrade)
-        self.reloader = Reloader(cfg.pubkey, self.profile)
+        self.reloader = Reloader(cfg.pubkey, self.profile, self.cascade.setting)
         self.commands = CommandQueue(self.error)
         self.notifier = Notifier()
         self.heartbeat = HeartbeatClock(cfg.heartbeat_s or d.heartbeat_s, time.monotonic())
@@ -139,6 +152,7 @@ class Daemon:
             counters=self.counters,
             limiter=self.limiter,
             stream_filter=sub,
+            extra=[self.cascade.subscription],
         )
         self.client, self.connected, self.subscribed = (
             self.link.client,
@@ -247,12 +261,18 @@ class Daemon:
             log.info("loading bundle %s", self._reload_requested)
             self._reload_requested = None
         if (outcome := self.reloader.take()) is not None:
-            self._swap(outcome.engine, outcome.path, outcome.error)
+            self._swap(outcome.engine, outcome.path, outcome.error, outcome.teacher)
         if self.heartbeat.due(now):
             self.client.publish(self.topics.heartbeat, json.dumps(self.snapshot()), qos=0)
         self.notifier.watchdog(now)
 
-    def _swap(self, engine: Engine | TextEngine | None, path: str, error: str | None) -> None:
+    def _swap(
+        self,
+        engine: Engine | TextEngine | None,
+        path: str,
+        error: str | None,
+        teacher: Engine | TextEngine | None = None,
+    ) -> None:
         if engine is not None:
             try:
                 self.policy.check(self.engine, engine)
@@ -265,6 +285,7 @@ class Daemon:
             return
         if self.scorer.swap(engine):
             log.warning("the new model's window or channels differ: stream buffers were reset")
+        self.scorer.cascade = self.cascade.runner(engine, teacher)
         self.last_reload_error = None
         self.counters.reloads += 1
         self.client.publish(self.topics.status, self._status("online", "reloaded"), qos=1, retain=True)
@@ -300,6 +321,7 @@ class Daemon:
             queue=QueueState(len(self.inbox), self.inbox.nbytes, self.scorer.open_streams),
             verified=self.verified,
             last_reload_error=self.last_reload_error,
+            cascade=self.cascade.state(self.scorer.cascade, self.counters.windows),
         )
 
     def pending_publishes(self) -> int:

@@ -47,6 +47,7 @@ def snapshot(
     queue: QueueState,
     verified: bool,
     last_reload_error: str | None,
+    cascade: dict | None = None,
 ) -> dict:
     """Heartbeat body: counters, latency since start, model, queue and connection state."""
     m = engine.manifest
@@ -70,6 +71,8 @@ def snapshot(
         "streams": queue.streams,
         "unacked": link.unacked,
         "last_reload_error": last_reload_error,
+        # runtime.cascade.cascade_state: mode, escalations, fallbacks, escalation rate, teacher latency
+        "cascade": cascade,
     }
 
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import logging
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Protocol
 
 import paho.mqtt.client as mqtt
@@ -43,6 +43,7 @@ class Link:
         counters: Counters,
         limiter: RateLimiter,
         stream_filter: str | None = None,  # the topics on_sensor serves (default: the sensor streams)
+        extra: Sequence[tuple[str, int, Callable[[mqtt.MQTTMessage], None]]] = (),  # (topic, qos, handler)
     ) -> None:
         self.opts, self.topics = opts, topics
         self.subscription, self.qos = subscription, qos
@@ -58,6 +59,9 @@ class Link:
         # One callback per filter (paho matches them); on_message only sees what matches neither.
         self.client.message_callback_add(topics.cmd, self._command(on_command))
         self.client.message_callback_add(stream_filter or topics.sensors_filter, self._sensor(on_sensor))
+        self.extra = [(topic, qos) for topic, qos, _ in extra]
+        for topic, _, handler in extra:
+            self.client.message_callback_add(topic, self._counted(handler))
         self.client.on_message = self._on_other
 
     @property
@@ -71,6 +75,13 @@ class Link:
             if msg.topic != cmd:  # a custom layout may put cmd under the sensors filter: its own callback
                 counters.messages += 1
                 on_sensor(msg)
+
+        return callback
+
+    def _counted(self, handler: Callable[[mqtt.MQTTMessage], None]) -> Callable[..., None]:
+        def callback(_c: mqtt.Client, _u: object, msg: mqtt.MQTTMessage) -> None:
+            self.counters.messages += 1
+            handler(msg)
 
         return callback
 
@@ -89,7 +100,7 @@ class Link:
         if getattr(reason, "is_failure", False):
             self._error("connect_refused", f"broker {self.opts.url} refused the connection: {reason}")
             return
-        client.subscribe([(self.subscription, self.qos), (self.topics.cmd, 1)])
+        client.subscribe([(self.subscription, self.qos), (self.topics.cmd, 1), *self.extra])
         client.publish(self.topics.status, self._status("online", ""), qos=1, retain=True)
         if self._ever_connected:
             self.counters.reconnects += 1

@@ -10,6 +10,7 @@ from pathlib import Path
 from edgekit.bundle.manifest import Manifest
 from edgekit.errors import BundleError, EdgekitError
 from edgekit.profiles import TargetProfile
+from edgekit.runtime.cascade import load_teacher
 from edgekit.runtime.engine import Engine
 from edgekit.runtime.text import TextEngine
 
@@ -53,14 +54,18 @@ class ReloadOutcome:
     path: str
     engine: Engine | TextEngine | None
     error: str | None
+    teacher: Engine | TextEngine | None = None  # the cascade's local teacher, when it runs locally
 
 
 class Reloader:
     """Loads one bundle at a time off the scoring thread; the daemon collects the outcome with take()."""
 
-    def __init__(self, public_key: str | Path | None, profile: TargetProfile | None) -> None:
+    def __init__(
+        self, public_key: str | Path | None, profile: TargetProfile | None, cascade: str | None = None
+    ) -> None:
         self.public_key = public_key
         self.profile = profile
+        self.cascade = cascade  # the cascade setting (runtime.cascade.cascade_mode): loads the teacher too
         self._thread: threading.Thread | None = None
         self._outcome: ReloadOutcome | None = None
 
@@ -81,7 +86,8 @@ class Reloader:
     def _load(self, path: str) -> None:
         try:
             engine = load_engine(path, self.public_key, self.profile)
-            self._outcome = ReloadOutcome(path, engine, None)
+            teacher = load_teacher(engine, self.cascade, self.profile)
+            self._outcome = ReloadOutcome(path, engine, None, teacher)
         except EdgekitError as exc:
             self._outcome = ReloadOutcome(path, None, str(exc))
         except Exception as exc:  # a broken bundle must never take the running daemon down

@@ -13,6 +13,7 @@ from typing import Protocol
 
 import numpy as np
 
+from edgekit.runtime.cascade import Decision, SensorCascade
 from edgekit.runtime.engine import Engine
 from edgekit.runtime.payloads import PayloadError, Schema, parse_payload
 from edgekit.runtime.stats import Counters, LatencyHistogram
@@ -60,6 +61,7 @@ class Scorer:
             engine.window, engine.hop, engine.channels, gap_factor, max_streams, stream_idle_s, self._evicted
         )
         self.batch = WindowBatch(max_batch, engine.window, engine.channels)
+        self.cascade: SensorCascade | None = None  # set by the daemon for a bundle with a cascade rule
 
     @property
     def threshold(self) -> float:
@@ -143,10 +145,14 @@ class Scorer:
             self.batch.clear()
             return
         thr, hist, clock = self.threshold, self.latency, time.perf_counter
+        casc: Decision | None = None
+        if self.cascade is not None:  # escalated windows: the teacher's answer (local) or published (remote)
+            casc = self.cascade.decide(self.batch, n, out, scores, thr, self.threshold_override is not None)
+            scores, top = casc.scores, casc.top
         done = clock()
         if n > _VECTOR_MIN and not self.publish_scores:
             # Big batches (bursts, batch payloads): numpy for the quiet majority, a loop for the hits.
-            hit_mask = scores >= thr
+            hit_mask = scores >= thr if casc is None else casc.hits
             quiet = ~hit_mask
             hist.add_many((done - self.batch.recv[:n][quiet]) * 1000.0)
             todo = np.flatnonzero(hit_mask).tolist()
@@ -156,12 +162,12 @@ class Scorer:
         hits = 0
         for i in todo:
             w, score = meta[i], score_list[i]
-            hit = score >= thr
+            hit = score >= thr if casc is None else bool(casc.hits[i])
             hits += hit
             if hit or self.publish_scores:
                 lat = (clock() - w.recv) * 1000.0
                 cls = None if top is None else (int(top[0][i]), float(top[1][i]))
-                self.sink.report(self._report(w, score, hit, lat, cls), hit, w.stream)
+                self.sink.report(self._report(w, score, hit, lat, cls, casc and casc.by(i)), hit, w.stream)
             else:
                 lat = (done - w.recv) * 1000.0
             hist.add(lat)
@@ -170,7 +176,13 @@ class Scorer:
         self.batch.clear()
 
     def _report(
-        self, w: WindowMeta, score: float, hit: bool, latency_ms: float, cls: tuple[int, float] | None = None
+        self,
+        w: WindowMeta,
+        score: float,
+        hit: bool,
+        latency_ms: float,
+        cls: tuple[int, float] | None = None,
+        cascade: dict | None = None,  # answered_by, confidence (and the teacher's threshold) with a cascade
     ) -> str:
         m = self.engine.manifest
         extra = {} if cls is None else {"class": m.labels[cls[0]], "probability": cls[1]}
@@ -193,6 +205,7 @@ class Scorer:
                 "variant": self.engine.variant,
                 "latency_ms": latency_ms,
                 **extra,
+                **(cascade or {}),
             }
         )
 

@@ -235,6 +235,11 @@ class _Snapshot:
                 "model_version": snap["model_version"],
             },
         )
+        for key, value in (snap.get("cascade") or {}).items():  # the cascade's counters and gauges
+            if key != "mode" and value is not None:
+                gauge = GaugeMetricFamily(f"edgekit_cascade_{key}", f"cascade {key}", labels=["device"])
+                gauge.add_metric(dev, value)
+                yield gauge
         connected = GaugeMetricFamily(
             "edgekit_connected", "1 while connected to the broker", labels=["device"]
         )

@@ -86,6 +86,7 @@ class TextScorer:
         self.pending: list[TextMessage] = []
         self.seq = 0  # message number, the id of messages without one (no per-stream state to grow)
         self.publish_scores = False  # sensor-only option; kept so the daemon treats both scorers alike
+        self.cascade = None  # sensor-only for now (runtime.cascade); kept so the daemon treats both alike
 
     @property
     def threshold(self) -> float:
