@@ -138,20 +138,26 @@ class TeacherClock:
         self.last, self.last_ms = now, ms
 
 
-def measure_teacher(teacher: Engine, runs: int = 5) -> TeacherClock:
-    """Time the teacher on its golden windows, one at a time and all at once (best of `runs`)."""
+def measure_teacher(teacher: Engine | TextEngine, runs: int = 5) -> TeacherClock:
+    """Time the teacher on its golden inputs, one at a time and all at once (best of `runs`)."""
     with np.load(Path(teacher.bundle_dir) / teacher.manifest.golden.file) as g:
-        x = np.asarray(g["inputs"], np.float32)
-    xs = [teacher.preprocess(x[:1]), teacher.preprocess(x)]
+        if isinstance(teacher, TextEngine):  # token ids by input name
+            feeds = {n: g[n] for n in teacher.input_names}
+            n = len(g["outputs"])
+            inputs = [{k: v[:1] for k, v in feeds.items()}, feeds]
+        else:
+            x = np.asarray(g["inputs"], np.float32)
+            n = len(x)
+            inputs = [teacher.preprocess(x[:1]), teacher.preprocess(x)]
     best = []
-    for xi in xs:
+    for xi in inputs:
         times = []
         for _ in range(runs):
             t0 = time.perf_counter()
-            teacher.infer(xi)
+            teacher.infer(xi)  # type: ignore[arg-type]
             times.append((time.perf_counter() - t0) * 1000.0)
         best.append(min(times))
-    per = max(0.0, (best[1] - best[0]) / max(len(x) - 1, 1))
+    per = max(0.0, (best[1] - best[0]) / max(n - 1, 1))
     return TeacherClock(max(best[0] - per, 0.0), per, time.perf_counter())
 
 
@@ -194,14 +200,14 @@ def label_of(labels: list[str], hit: bool, cls: int | None) -> str:
     return (labels if len(labels) > 1 else ["normal", "anomaly"])[hit]
 
 
-class SensorCascade:
-    """The cascade for one loaded sensor bundle; `decide` runs in the scorer's flush."""
+class CascadeRunner:
+    """What the sensor and text cascades share: the rule, the local teacher and its budget, the counters."""
 
     def __init__(
         self,
-        engine: Engine,
+        engine: Engine | TextEngine,
         mode: Mode,
-        teacher: Engine | None,
+        teacher: Engine | TextEngine | None,
         *,
         budget_ms: float,
         device: str,
@@ -211,12 +217,11 @@ class SensorCascade:
         m = engine.manifest
         assert m.cascade is not None and mode != "off"
         self.engine, self.mode, self.teacher = engine, mode, teacher
-        self.rule = Rule(m.cascade, list(m.labels), engine.softmax)
+        softmax_output = isinstance(engine, TextEngine) or engine.softmax
+        self.rule = Rule(m.cascade, list(m.labels), softmax_output)
         self.budget_ms, self.device = budget_ms, device
         self.escalate, self.counters = escalate, counters
         self.clock = measure_teacher(teacher) if teacher is not None else None
-        self.channels = list(m.window.channels)  # type: ignore[union-attr]
-        self.kclass = engine.softmax and len(m.labels) > 2
 
     @property
     def teacher_latency_ms(self) -> float | None:
@@ -224,6 +229,40 @@ class SensorCascade:
         if self.clock is None:
             return None
         return self.clock.last_ms if not math.isnan(self.clock.last_ms) else self.clock.base(1)
+
+    def fits(self, oldest_recv: float, k: int) -> bool:
+        """Whether the local teacher can answer k escalations whose oldest arrived at perf_counter()
+        `oldest_recv` within the budget now; when it cannot (or there is none) they go remote."""
+        if self.clock is None:
+            return False
+        now = time.perf_counter()
+        if (now - oldest_recv) * 1000.0 + self.clock.predict(k, now) <= self.budget_ms:
+            return True
+        self.counters.cascade_fallback_remote += k
+        return False
+
+    def timed(self, k: int, call: Callable[[], np.ndarray]) -> np.ndarray:
+        """Run one teacher call for k escalations and feed its time to the budget clock."""
+        assert self.clock is not None
+        t0 = time.perf_counter()
+        out = call()
+        t1 = time.perf_counter()
+        self.clock.observe(k, (t1 - t0) * 1000.0, t1)
+        self.counters.teacher_windows += k
+        return out
+
+
+class SensorCascade(CascadeRunner):
+    """The cascade for one loaded sensor bundle; `decide` runs in the scorer's flush."""
+
+    engine: Engine
+    teacher: Engine | None
+
+    def __init__(self, engine: Engine, *args: object, **kw: object) -> None:
+        super().__init__(engine, *args, **kw)  # type: ignore[arg-type]
+        m = engine.manifest
+        self.channels = list(m.window.channels)  # type: ignore[union-attr]
+        self.kclass = engine.softmax and len(m.labels) > 2
 
     def decide(
         self, batch: WindowBatch, n: int, out: np.ndarray, scores: np.ndarray, thr: float, override: bool
@@ -240,31 +279,20 @@ class SensorCascade:
             return Decision(scores, top, hits, thresholds, by, conf.tolist())
         idx = np.flatnonzero(esc)
         self.counters.escalated += len(idx)
-        remote = idx
-        if self.teacher is not None and self.clock is not None:
-            now = time.perf_counter()
-            waited = (now - float(batch.recv[:n][idx].min())) * 1000.0
-            if waited + self.clock.predict(len(idx), now) <= self.budget_ms:
-                scores, top, hits = self._teach(batch, idx, scores, top, hits, thr, override)
-                for i in idx.tolist():
-                    by[i] = "teacher"
-                    thresholds[i] = thr if override else self.teacher.threshold
-                remote = idx[:0]
-            else:
-                self.counters.cascade_fallback_remote += len(idx)
-        if len(remote):
-            self._publish(batch, remote, scores, top, hits, thr, conf)
+        if self.teacher is not None and self.fits(float(batch.recv[:n][idx].min()), len(idx)):
+            scores, top, hits = self._teach(batch, idx, scores, top, hits, thr, override)
+            for i in idx.tolist():
+                by[i] = "teacher"
+                thresholds[i] = thr if override else self.teacher.threshold
+        else:
+            self._publish(batch, idx, scores, top, hits, thr, conf)
         return Decision(scores, top, hits, thresholds, by, conf.tolist())
 
     def _teach(self, batch, idx, scores, top, hits, thr, override):  # type: ignore[no-untyped-def]
         teacher = self.teacher
-        assert teacher is not None and self.clock is not None
-        t0 = time.perf_counter()
-        t_out = teacher.infer(teacher.preprocess(batch.x[idx]))
+        assert teacher is not None
+        t_out = self.timed(len(idx), lambda: teacher.infer(teacher.preprocess(batch.x[idx])))
         t_scores = teacher.postprocess(t_out)
-        t1 = time.perf_counter()
-        self.clock.observe(len(idx), (t1 - t0) * 1000.0, t1)
-        self.counters.teacher_windows += len(idx)
         scores = scores.copy()
         scores[idx] = t_scores
         hits = hits.copy()
@@ -309,32 +337,7 @@ class SensorCascade:
         self.counters.remote_escalations += len(idx)
 
 
-def build_cascade(
-    engine: Engine | TextEngine,
-    teacher: Engine | TextEngine | None,
-    setting: str | None,
-    *,
-    budget_ms: float,
-    device: str,
-    escalate: Callable[[str], None],
-    counters: CascadeCounters,
-) -> SensorCascade | None:
-    """The cascade for a freshly loaded sensor bundle, or None (cascade off, no rule, or a text bundle)."""
-    mode = cascade_mode(setting, engine.manifest)
-    if mode == "off" or not isinstance(engine, Engine):
-        return None
-    return SensorCascade(
-        engine,
-        mode,
-        teacher if mode == "local" else None,  # type: ignore[arg-type]
-        budget_ms=budget_ms,
-        device=device,
-        escalate=escalate,
-        counters=counters,
-    )
-
-
-def cascade_state(runner: SensorCascade | None, counters: CascadeCounters, windows: int) -> dict:
+def cascade_state(runner: CascadeRunner | None, counters: CascadeCounters, windows: int) -> dict:
     """The heartbeat's `cascade` section: mode, counters, escalation rate and the teacher's latency."""
     state: dict = {"mode": runner.mode if runner is not None else "off", **vars(counters)}
     state["escalation_rate"] = counters.escalated / windows if windows else 0.0

@@ -27,13 +27,15 @@ import paho.mqtt.client as mqtt
 from edgekit.profiles import TargetProfile
 from edgekit.runtime.cascade import (
     CascadeCounters,
+    CascadeRunner,
     SensorCascade,
-    build_cascade,
+    cascade_mode,
     cascade_state,
     load_teacher,
 )
 from edgekit.runtime.engine import Engine
 from edgekit.runtime.text import TextEngine
+from edgekit.runtime.text_cascade import TextCascade
 
 log = logging.getLogger(__name__)
 
@@ -157,17 +159,21 @@ class DeviceCascade:
 
     def runner(
         self, engine: Engine | TextEngine, teacher: Engine | TextEngine | None
-    ) -> SensorCascade | None:
-        """What the scorer calls on each flush for this bundle (None: no cascade)."""
-        return build_cascade(
-            engine,
-            teacher,
-            self.setting,
+    ) -> CascadeRunner | None:
+        """What the scorer calls on each flush for this bundle (None: cascade off or no rule)."""
+        mode = cascade_mode(self.setting, engine.manifest)
+        if mode == "off":
+            return None
+        kind = TextCascade if isinstance(engine, TextEngine) else SensorCascade
+        return kind(
+            engine,  # type: ignore[arg-type]
+            mode,
+            teacher if mode == "local" else None,
             budget_ms=self.profile.latency.budget_ms,
             device=self.device,
             escalate=lambda body: self.publish(self.topic, body, self.qos),
             counters=self.counters,
         )
 
-    def state(self, runner: SensorCascade | None, windows: int) -> dict:
+    def state(self, runner: CascadeRunner | None, windows: int) -> dict:
         return cascade_state(runner, self.counters, windows)

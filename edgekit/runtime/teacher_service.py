@@ -87,8 +87,13 @@ class EscalationService:
         self.opts = replace(cfg.client, client_id=cfg.client.client_id or "edgekit-escalations")
         self.client, self.address = make_client(self.opts)
         self.client.on_connect = lambda c, *_a: c.subscribe([(f, 1) for f in self.filters])
-        self.client.on_subscribe = lambda *_a: self.subscribed.set()
+        self.client.on_subscribe = self._on_subscribe
         self.client.on_message = self._on_message
+
+    def _on_subscribe(self, *_a: object) -> None:
+        if not self.subscribed.is_set():  # once: a reconnect re-subscribes silently
+            log.info("subscribed to %s", ", ".join(self.filters))
+        self.subscribed.set()
 
     def _on_message(self, _c: object, _u: object, msg: mqtt.MQTTMessage) -> None:
         try:

@@ -12,10 +12,13 @@ import json
 import math
 import time
 from dataclasses import dataclass
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
 from edgekit.runtime.stats import Counters, LatencyHistogram
 from edgekit.runtime.text import TextEngine
+
+if TYPE_CHECKING:
+    from edgekit.runtime.text_cascade import TextCascade
 
 _ENCODER = json.JSONEncoder()
 
@@ -86,7 +89,7 @@ class TextScorer:
         self.pending: list[TextMessage] = []
         self.seq = 0  # message number, the id of messages without one (no per-stream state to grow)
         self.publish_scores = False  # sensor-only option; kept so the daemon treats both scorers alike
-        self.cascade = None  # sensor-only for now (runtime.cascade); kept so the daemon treats both alike
+        self.cascade: TextCascade | None = None  # set by the daemon for a bundle with a cascade rule
 
     @property
     def threshold(self) -> float:
@@ -121,11 +124,14 @@ class TextScorer:
         except Exception as exc:  # a model failing on odd input must not stop the streams
             self.sink.error("inference_failed", f"{type(exc).__name__}: {exc}")
             return
+        casc = self.cascade.decide(batch, probs) if self.cascade is not None else None
+        if casc is not None:  # escalated messages: the teacher's rows (local) or published (remote)
+            probs = casc.probs
         labels, m = self.engine.labels, self.engine.manifest
         best = probs.argmax(axis=1).tolist()
         rows = probs.tolist()
         clock = time.perf_counter
-        for msg, k, row in zip(batch, best, rows, strict=True):
+        for i, (msg, k, row) in enumerate(zip(batch, best, rows, strict=True)):
             lat = (clock() - msg.recv) * 1000.0
             report = {
                 "stream": msg.stream,
@@ -134,8 +140,10 @@ class TextScorer:
                 "probs": dict(zip(labels, row, strict=True)),
                 "model_version": m.model_version,
                 "latency_ms": lat,
-                "answered_by": "student",
+                "answered_by": "student" if casc is None else casc.answered_by[i],
             }
+            if casc is not None:
+                report["confidence"] = casc.confidence[i]
             if msg.ts is not None:
                 report["ts"] = msg.ts
             self.sink.classification(_ENCODER.encode(report), msg.stream)
