@@ -29,7 +29,7 @@ from edgekit.runtime.cascade import label_of
 from edgekit.runtime.confidence import confidence
 from edgekit.runtime.engine import Engine
 from edgekit.runtime.escalations import ANSWERS, Refused, need, parse_object
-from edgekit.runtime.mqtt import ClientOptions, check_topic_level, connect_async, make_client
+from edgekit.runtime.mqtt import ClientOptions, StreamTopics, check_topic_level, connect_async, make_client
 from edgekit.runtime.reload import load_engine
 from edgekit.runtime.stats import RateLimiter
 from edgekit.runtime.text import TextEngine
@@ -56,6 +56,7 @@ class ServiceCounters:
     malformed: int = 0
     wrong_shape: int = 0  # window length or channels differ from the teacher's
     inference_failed: int = 0
+    dropped: int = 0  # the service's inbox was full (it cannot keep up with the devices)
 
 
 class EscalationService:
@@ -68,7 +69,8 @@ class EscalationService:
         )
         self.engine = load_engine(cfg.bundle, cfg.pubkey, self.profile)
         template = self.profile.mqtt.escalations
-        self.prefix, self.suffix = template.split("{device}", 1)
+        # the device is the one variable level of the escalations topic, as the stream is of sensor topics
+        self.topics = StreamTopics(template.replace("{device}", "{stream}"), "", "escalations")
         devices = (
             ["+"] if cfg.devices.strip() == "+" else [d.strip() for d in cfg.devices.split(",") if d.strip()]
         )
@@ -99,10 +101,10 @@ class EscalationService:
         try:
             self.inbox.put_nowait((msg.topic, msg.payload, time.time()))
         except queue.Full:
-            self._refuse(Refused("malformed", "service inbox full; escalation dropped"))
+            self._refuse(Refused("dropped", "service inbox full; escalation dropped"))
 
     def _refuse(self, exc: Refused, device: str | None = None) -> None:
-        kind = exc.kind if exc.kind in ("malformed", "wrong_shape", "inference_failed") else "malformed"
+        kind = exc.kind if hasattr(self.counters, exc.kind) else "malformed"
         setattr(self.counters, kind, getattr(self.counters, kind) + 1)
         ok, suppressed = self.limiter.allow(kind)
         if ok:
@@ -110,11 +112,7 @@ class EscalationService:
             log.warning("%s%s: %s%s", kind, f" [{device}]" if device else "", exc.detail, more)
 
     def device_of(self, topic: str) -> str | None:
-        p, s = self.prefix, self.suffix
-        if not topic.startswith(p) or not topic.endswith(s) or len(topic) <= len(p) + len(s):
-            return None
-        dev = topic[len(p) : len(topic) - len(s)]
-        return None if "/" in dev else dev
+        return self.topics.stream_of(topic)
 
     def parse(self, topic: str, payload: bytes) -> dict[str, Any]:
         """One escalation, validated against the teacher (window, channels or text); raises Refused."""

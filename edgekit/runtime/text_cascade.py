@@ -8,7 +8,7 @@ import json
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import Protocol
 
 import numpy as np
 
@@ -16,8 +16,16 @@ from edgekit.errors import BundleError
 from edgekit.runtime.cascade import CascadeRunner
 from edgekit.runtime.text import TextEngine
 
-if TYPE_CHECKING:  # text_scoring imports this module's users; only the type is needed here
-    from edgekit.runtime.text_scoring import TextMessage
+
+class TextMessage(Protocol):
+    """A staged message of the text scorer (runtime.text_scoring.TextMessage)."""
+
+    stream: str
+    id: str
+    text: str
+    ts: float | None
+    recv: float
+
 
 _ENCODER = json.JSONEncoder()
 

@@ -12,13 +12,11 @@ import json
 import math
 import time
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Protocol
+from typing import Protocol
 
 from edgekit.runtime.stats import Counters, LatencyHistogram
 from edgekit.runtime.text import TextEngine
-
-if TYPE_CHECKING:
-    from edgekit.runtime.text_cascade import TextCascade
+from edgekit.runtime.text_cascade import TextCascade
 
 _ENCODER = json.JSONEncoder()
 
