@@ -14,6 +14,7 @@ Writes the "cascade-e2e" section of benchmarks/RESULTS.md.
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import shutil
 import sys
@@ -46,7 +47,9 @@ def build(work: Path, rate: float) -> tuple[Path, Path, float]:
     print("distilling a quick real Shuttle run ...", flush=True)
     distill(DistillConfig(out=str(run), dataset="shuttle", max_rows=4000, teacher_epochs=3, student_epochs=5))
     key, _pub = keygen(work / "k.key", work / "k.pub")
-    student = export_run(run, "x86-gateway", work / "student", key=key, options=ExportOptions(latency_runs=50))
+    student = export_run(
+        run, "x86-gateway", work / "student", key=key, options=ExportOptions(latency_runs=50)
+    )
     teacher = export_run(
         run, "x86-gateway", work / "teacher", key=key, options=ExportOptions(model="teacher", latency_runs=50)
     )
@@ -65,12 +68,28 @@ def build(work: Path, rate: float) -> tuple[Path, Path, float]:
     m = Manifest.load(bundle)
     golden = replace(t.golden, file="teacher_golden.npz")
     m.cascade = Cascade(
-        "local", "max_prob", threshold, teacher=Variant("teacher", "fp32", "teacher.onnx", golden, t.threshold)
+        "local",
+        "max_prob",
+        threshold,
+        teacher=Variant("teacher", "fp32", "teacher.onnx", golden, t.threshold),
     )
     m.files = hash_files(bundle)
     m.save(bundle)
     sign_bundle(bundle, key)
     return bundle, run / "windows.npz", float((maxp < threshold).mean())
+
+
+COUNTED = ("escalated", "teacher_windows", "cascade_fallback_remote", "remote_escalations", "escalation_rate")
+
+
+def cascade_log(path: Path) -> dict | None:
+    """The cascade state the daemon logged when it stopped (the last such line), or None."""
+    lines = [ln for ln in path.read_text().splitlines() if "cascade: {" in ln]
+    if not lines:
+        return None
+    state = json.loads(lines[-1].split("cascade: ", 1)[1])
+    state["escalation_rate"] = round(state["escalation_rate"], 3)
+    return state
 
 
 def profile(work: Path, cascade: str) -> Path:
@@ -90,7 +109,7 @@ def main() -> None:
     work = Path(tempfile.mkdtemp(prefix="edgekit-cascade-bench-"))
     bundle, data, share = build(work, args.escalate_rate)
     load = os.getloadavg()
-    rows = []
+    rows, counts = [], []
     for mode in ("off", "local"):
         rep = run_e2e(
             E2EConfig(
@@ -105,9 +124,21 @@ def main() -> None:
             ),
             echo=print,
         )
+        cascade = cascade_log(args.out / mode / "daemon.log")
         for r in rep["e2e"]["rows"]:
             lat = r["latency_ms"] or {}
-            rows.append((mode, r["rate"], lat.get("mean"), lat.get("p50"), lat.get("p99"), r["received"], r["expected_reports"]))
+            rows.append(
+                (
+                    mode,
+                    r["rate"],
+                    lat.get("mean"),
+                    lat.get("p50"),
+                    lat.get("p99"),
+                    r["received"],
+                    r["expected_reports"],
+                )
+            )
+        counts.append((mode, cascade))
     lines = [
         f"Shuttle student with a local cascade (teacher = the run's teacher, x86-gateway FP32), escalation threshold at "
         f"the {args.escalate_rate:.0%} quantile of the student's max probability: {share:.1%} of the replayed test "
@@ -120,6 +151,12 @@ def main() -> None:
             f"| {m} | {rate:,.0f} | {fmt_ms(mean)} | {fmt_ms(p50)} | {fmt_ms(p99)} | {got}/{exp} |"
             for m, rate, mean, p50, p99, got, exp in rows
         ],
+        "",
+        "What the daemon's cascade did over both rates (its `cascade:` log line at exit): "
+        + "; ".join(
+            f"{m}: " + (", ".join(f"{k} {c[k]}" for k in COUNTED) if c else "no cascade") for m, c in counts
+        )
+        + ".",
     ]
     text = "\n".join(lines)
     print("\n" + text)

@@ -408,6 +408,10 @@ class Daemon:
             log.warning("exiting with %d report(s) not acknowledged by the broker", n)
         self.link.stop()
         log.info("stopped: %s", json.dumps(to_dict(self.counters)))
+        if self.scorer.cascade is not None:  # what the cascade did, for the log (benchmarks read it)
+            log.info(
+                "cascade: %s", json.dumps(self.cascade.state(self.scorer.cascade, self.counters.windows))
+            )
 
 
 def serve(cfg: DaemonConfig) -> int:

@@ -359,3 +359,47 @@ def test_cascade_off_and_plain_bundles_report_as_before(
     # a cascade asked for on a bundle that has none refuses to start, naming why
     with pytest.raises(BundleError, match="no cascade rule"):
         Daemon(DaemonConfig(bundle=str(kclass_bundle), device="dev1", cascade="local"))
+
+
+def test_reload_loads_and_self_tests_the_teacher(
+    rt, broker, mqtt_io, kclass_bundle, teacher_bundle, keypair, resign, tmp_path, rows, rule_threshold
+):
+    """Hot reload onto a cascade bundle brings its teacher in; a teacher failing its golden self-test is
+    refused like a broken student (reload_failed, the running model kept), and refused at start."""
+    good = cascade_bundle(
+        kclass_bundle, teacher_bundle, tmp_path / "good", keypair[0], resign, "local", rule_threshold
+    )
+    bad = cascade_bundle(
+        kclass_bundle, teacher_bundle, tmp_path / "bad", keypair[0], resign, "local", rule_threshold
+    )
+    with np.load(bad / "teacher_golden.npz") as g:
+        arrays = {k: g[k] for k in g.files}
+    arrays["outputs"] = arrays["outputs"] + 1.0  # signed, but the teacher no longer reproduces it
+    np.savez(bad / "teacher_golden.npz", **arrays)
+    resign(bad, keypair[0])
+    with pytest.raises(BundleError, match="self-test failed"):
+        Daemon(DaemonConfig(bundle=str(bad), device="dev1", pubkey=str(keypair[1])))
+    esc, _ = expected(good, rows, rule_threshold)
+    listen, publish = mqtt_io
+    out = listen(["edgekit/dev1/scores", "edgekit/dev1/errors"])
+    cfg = DaemonConfig(
+        bundle=str(kclass_bundle),
+        client=ClientOptions(broker.url),
+        device="dev1",
+        pubkey=str(keypair[1]),
+        publish_scores=True,
+    )
+    with rt.running(cfg) as d:
+        pub = publish()
+        assert d.snapshot()["cascade"]["mode"] == "off"
+        pub.send("edgekit/dev1/cmd", json.dumps({"cmd": "reload", "bundle": str(good)}))
+        assert rt.wait_until(lambda: d.counters.reloads == 1, 30)
+        assert d.snapshot()["cascade"]["mode"] == "local"
+        send_rows(pub, "dev1", rows)
+        assert rt.wait_until(lambda: len(out.on("scores")) >= len(rows), 30)
+        pub.send("edgekit/dev1/cmd", json.dumps({"cmd": "reload", "bundle": str(bad)}))
+        assert rt.wait_until(lambda: d.counters.errors.get("reload_failed", 0) == 1, 30)
+        assert d.counters.reloads == 1 and d.snapshot()["cascade"]["mode"] == "local"
+    by = [r["answered_by"] for r in out.json("scores")]
+    assert by.count("teacher") == int(esc.sum()) and by.count("student") == len(rows) - int(esc.sum())
+    assert any("self-test failed" in e["detail"] for e in out.json("errors") if e["kind"] == "reload_failed")
