@@ -27,6 +27,7 @@ from edgekit.errors import BundleError, ConfigError
 from edgekit.profiles import TargetProfile
 from edgekit.runtime.confidence import confidence
 from edgekit.runtime.engine import Engine
+from edgekit.runtime.stats import RateLimiter
 from edgekit.runtime.text import TextEngine
 from edgekit.runtime.windows import WindowBatch
 
@@ -150,11 +151,17 @@ def measure_teacher(teacher: Engine | TextEngine, runs: int = 5) -> TeacherClock
             n = len(x)
             inputs = [teacher.preprocess(x[:1]), teacher.preprocess(x)]
     best = []
-    for xi in inputs:
+    for size, xi in zip((1, n), inputs, strict=True):
         times = []
         for _ in range(runs):
             t0 = time.perf_counter()
-            teacher.infer(xi)  # type: ignore[arg-type]
+            try:
+                teacher.infer(xi)  # type: ignore[arg-type]
+            except Exception as exc:  # onnxruntime's own types: e.g. a teacher exported with a fixed batch
+                raise BundleError(
+                    f"{teacher.bundle_dir}: the cascade's teacher cannot run {size} input(s) at once "
+                    f"({type(exc).__name__}: {exc})"
+                ) from None
             times.append((time.perf_counter() - t0) * 1000.0)
         best.append(min(times))
     per = max(0.0, (best[1] - best[0]) / max(n - 1, 1))
@@ -163,13 +170,14 @@ def measure_teacher(teacher: Engine | TextEngine, runs: int = 5) -> TeacherClock
 
 @dataclass
 class CascadeCounters:
-    """The cascade's counters (heartbeat, Prometheus). Scoring thread writes all but `answers`, which the
+    """The cascade's counters (heartbeat, Prometheus). Scoring thread writes all but `teacher_answers`, which the
     MQTT network thread writes (one writer each, like runtime.stats.Counters)."""
 
     escalated: int = 0  # windows the rule escalated
     teacher_windows: int = 0  # escalated windows the local teacher answered
     remote_escalations: int = 0  # windows published on the escalations topic (fallbacks included)
     cascade_fallback_remote: int = 0  # local teacher too slow for the budget now: escalated remotely
+    teacher_failed: int = 0  # the local teacher raised: escalated remotely
     teacher_answers: int = 0  # teacher answers from the escalations service republished as reports
 
 
@@ -222,6 +230,7 @@ class CascadeRunner:
         self.budget_ms, self.device = budget_ms, device
         self.escalate, self.counters = escalate, counters
         self.clock = measure_teacher(teacher) if teacher is not None else None
+        self.limiter = RateLimiter(10.0)
 
     @property
     def teacher_latency_ms(self) -> float | None:
@@ -241,11 +250,20 @@ class CascadeRunner:
         self.counters.cascade_fallback_remote += k
         return False
 
-    def timed(self, k: int, call: Callable[[], np.ndarray]) -> np.ndarray:
-        """Run one teacher call for k escalations and feed its time to the budget clock."""
+    def timed(self, k: int, call: Callable[[], np.ndarray]) -> np.ndarray | None:
+        """Run one teacher call for k escalations and feed its time to the budget clock; None when the teacher
+        raised (counted, logged rate-limited): the escalations then go remote."""
         assert self.clock is not None
         t0 = time.perf_counter()
-        out = call()
+        try:
+            out = call()
+        except Exception as exc:  # a teacher failing on odd input must not drop the student's answers
+            self.counters.teacher_failed += k
+            if self.limiter.allow("teacher_failed")[0]:
+                log.warning(
+                    "the cascade's teacher failed on %d escalation(s): %s: %s", k, type(exc).__name__, exc
+                )
+            return None
         t1 = time.perf_counter()
         self.clock.observe(k, (t1 - t0) * 1000.0, t1)
         self.counters.teacher_windows += k
@@ -279,19 +297,22 @@ class SensorCascade(CascadeRunner):
             return Decision(scores, top, hits, thresholds, by, conf.tolist())
         idx = np.flatnonzero(esc)
         self.counters.escalated += len(idx)
-        if self.teacher is not None and self.fits(float(batch.recv[:n][idx].min()), len(idx)):
-            scores, top, hits = self._teach(batch, idx, scores, top, hits, thr, override)
-            for i in idx.tolist():
-                by[i] = "teacher"
-                thresholds[i] = thr if override else self.teacher.threshold
-        else:
+        teacher = self.teacher
+        t_out = None
+        if teacher is not None and self.fits(float(batch.recv[:n][idx].min()), len(idx)):
+            t_out = self.timed(len(idx), lambda: teacher.infer(teacher.preprocess(batch.x[idx])))
+        if t_out is None:
             self._publish(batch, idx, scores, top, hits, thr, conf)
+            return Decision(scores, top, hits, thresholds, by, conf.tolist())
+        scores, top, hits = self._teach(t_out, idx, scores, top, hits, thr, override)
+        for i in idx.tolist():
+            by[i] = "teacher"
+            thresholds[i] = thr if override else teacher.threshold  # type: ignore[union-attr]
         return Decision(scores, top, hits, thresholds, by, conf.tolist())
 
-    def _teach(self, batch, idx, scores, top, hits, thr, override):  # type: ignore[no-untyped-def]
+    def _teach(self, t_out, idx, scores, top, hits, thr, override):  # type: ignore[no-untyped-def]
         teacher = self.teacher
         assert teacher is not None
-        t_out = self.timed(len(idx), lambda: teacher.infer(teacher.preprocess(batch.x[idx])))
         t_scores = teacher.postprocess(t_out)
         scores = scores.copy()
         scores[idx] = t_scores

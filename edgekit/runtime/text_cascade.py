@@ -56,15 +56,16 @@ class TextCascade(CascadeRunner):
         idx = np.flatnonzero(esc)
         self.counters.escalated += len(idx)
         oldest = min(batch[i].recv for i in idx.tolist())
-        if self.teacher is not None and self.fits(oldest, len(idx)):
-            teacher = self.teacher
+        teacher, t_probs = self.teacher, None
+        if teacher is not None and self.fits(oldest, len(idx)):
             t_probs = self.timed(len(idx), lambda: teacher.classify([batch[i].text for i in idx.tolist()]))
-            probs = probs.copy()
-            probs[idx] = t_probs
-            for i in idx.tolist():
-                by[i] = "teacher"
-        else:
+        if t_probs is None:
             self._publish(batch, idx, probs, conf)
+            return TextDecision(probs, by, conf.tolist())
+        probs = probs.copy()
+        probs[idx] = t_probs
+        for i in idx.tolist():
+            by[i] = "teacher"
         return TextDecision(probs, by, conf.tolist())
 
     def _publish(
