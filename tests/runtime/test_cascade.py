@@ -403,3 +403,24 @@ def test_reload_loads_and_self_tests_the_teacher(
     by = [r["answered_by"] for r in out.json("scores")]
     assert by.count("teacher") == int(esc.sum()) and by.count("student") == len(rows) - int(esc.sum())
     assert any("self-test failed" in e["detail"] for e in out.json("errors") if e["kind"] == "reload_failed")
+
+
+def test_teacher_that_cannot_run_one_window_is_refused_at_load(
+    kclass_bundle, teacher_bundle, keypair, resign, tmp_path, rule_threshold
+):
+    """A teacher exported with a fixed batch passes its golden self-test (run at exactly that batch) but could
+    not answer a flush's few escalations: refused when the daemon loads it, not when a window escalates."""
+    import onnx
+
+    bundle = cascade_bundle(
+        kclass_bundle, teacher_bundle, tmp_path / "b", keypair[0], resign, "local", rule_threshold
+    )
+    with np.load(bundle / "teacher_golden.npz") as g:
+        n = len(g["inputs"])
+    assert n > 1
+    model = onnx.load(bundle / "teacher.onnx")
+    model.graph.input[0].type.tensor_type.shape.dim[0].dim_value = n
+    onnx.save(model, bundle / "teacher.onnx")
+    resign(bundle, keypair[0])
+    with pytest.raises(BundleError, match="cannot run 1 input"):
+        Daemon(DaemonConfig(bundle=str(bundle), device="dev1", pubkey=str(keypair[1])))
