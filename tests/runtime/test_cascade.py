@@ -77,6 +77,19 @@ def cascade_bundle(src, teacher, dst, key, resign, mode: str, threshold: float) 
     return dst
 
 
+@pytest.fixture
+def make(kclass_bundle, teacher_bundle, keypair, resign, tmp_path, rule_threshold):
+    """make(mode, name="b") -> a fresh cascade bundle of the 3-class student, signed with `keypair`."""
+    return lambda mode, name="b": cascade_bundle(
+        kclass_bundle, teacher_bundle, tmp_path / name, keypair[0], resign, mode, rule_threshold
+    )
+
+
+def config(broker, bundle: Path, **kw: object) -> DaemonConfig:
+    """A DaemonConfig for device dev1 on the test broker."""
+    return DaemonConfig(bundle=str(bundle), client=ClientOptions(broker.url), device="dev1", **kw)  # type: ignore[arg-type]
+
+
 def expected(bundle: Path, rows: np.ndarray, threshold: float) -> tuple[np.ndarray, np.ndarray]:
     """(escalate mask, student max probability) computed here from the student's raw logits."""
     e = Engine(bundle)
@@ -144,24 +157,16 @@ def test_cascade_setting_resolution(kclass_bundle):
 
 
 def test_local_cascade_answers_escalated_windows_with_the_teacher(
-    rt, broker, mqtt_io, kclass_bundle, teacher_bundle, keypair, resign, tmp_path, rows, rule_threshold
+    rt, broker, mqtt_io, kclass_bundle, teacher_bundle, keypair, rows, rule_threshold, make
 ):
-    bundle = cascade_bundle(
-        kclass_bundle, teacher_bundle, tmp_path / "b", keypair[0], resign, "local", rule_threshold
-    )
+    bundle = make("local")
     esc, maxp = expected(bundle, rows, rule_threshold)
     assert 0 < esc.sum() < len(rows)
     teacher = Engine(teacher_bundle)
     t_scores = teacher.score(rows[:, None, :])
     listen, publish = mqtt_io
     out = listen(["edgekit/dev1/scores", "edgekit/dev1/escalations"])
-    cfg = DaemonConfig(
-        bundle=str(bundle),
-        client=ClientOptions(broker.url),
-        device="dev1",
-        pubkey=str(keypair[1]),
-        publish_scores=True,
-    )
+    cfg = config(broker, bundle, pubkey=str(keypair[1]), publish_scores=True)
     with rt.running(cfg) as d:
         ids = send_rows(publish(), "dev1", rows)
         assert rt.wait_until(lambda: len(out.on("scores")) >= len(rows), 30)
@@ -190,18 +195,14 @@ def test_local_cascade_answers_escalated_windows_with_the_teacher(
 
 
 def test_teacher_too_slow_for_the_budget_escalates_remotely_and_is_counted(
-    rt, broker, mqtt_io, kclass_bundle, teacher_bundle, keypair, resign, tmp_path, rows, rule_threshold
+    rt, broker, mqtt_io, rows, rule_threshold, make
 ):
-    bundle = cascade_bundle(
-        kclass_bundle, teacher_bundle, tmp_path / "b", keypair[0], resign, "local", rule_threshold
-    )
+    bundle = make("local")
     esc, _ = expected(bundle, rows, rule_threshold)
     tiny = TargetProfile(name="tiny-budget", latency=Latency(budget_ms=1e-6))  # no teacher call fits
     listen, publish = mqtt_io
     out = listen(["edgekit/dev1/scores", "edgekit/dev1/escalations"])
-    cfg = DaemonConfig(
-        bundle=str(bundle), client=ClientOptions(broker.url), device="dev1", publish_scores=True
-    )
+    cfg = config(broker, bundle, publish_scores=True)
     with rt.running(cfg, tiny) as d:
         ids = send_rows(publish(), "dev1", rows)
         assert rt.wait_until(lambda: len(out.on("escalations")) >= int(esc.sum()), 30)
@@ -220,7 +221,7 @@ def test_teacher_too_slow_for_the_budget_escalates_remotely_and_is_counted(
 
 
 def test_remote_cascade_consumer_sees_the_teachers_report(
-    rt, broker, mqtt_io, kclass_bundle, teacher_bundle, keypair, resign, tmp_path, rows, rule_threshold
+    rt, broker, mqtt_io, kclass_bundle, teacher_bundle, keypair, tmp_path, rows, rule_threshold, make
 ):
     """Real `edgekit serve` and `edgekit escalations serve` processes on one broker."""
     import subprocess
@@ -228,9 +229,7 @@ def test_remote_cascade_consumer_sees_the_teachers_report(
 
     from edgekit.bench.rig import DaemonProcess
 
-    bundle = cascade_bundle(
-        kclass_bundle, teacher_bundle, tmp_path / "b", keypair[0], resign, "remote", rule_threshold
-    )
+    bundle = make("remote")
     esc, _ = expected(bundle, rows, rule_threshold)
     t_scores = Engine(teacher_bundle).score(rows[:, None, :])
     student = Engine(kclass_bundle).score(rows[:, None, :])
@@ -271,15 +270,13 @@ def test_remote_cascade_consumer_sees_the_teachers_report(
 
 
 def test_malformed_answers_and_escalations_are_counted_never_fatal(
-    rt, broker, mqtt_io, kclass_bundle, teacher_bundle, keypair, resign, tmp_path, rows, rule_threshold
+    rt, broker, mqtt_io, teacher_bundle, rows, make
 ):
     import threading
 
     from edgekit.runtime.teacher_service import EscalationService, EscalationServiceConfig
 
-    bundle = cascade_bundle(
-        kclass_bundle, teacher_bundle, tmp_path / "b", keypair[0], resign, "remote", rule_threshold
-    )
+    bundle = make("remote")
     listen, publish = mqtt_io
     out = listen(["edgekit/dev1/escalations/answers", "edgekit/dev1/errors"])
     service = EscalationService(EscalationServiceConfig(str(teacher_bundle), ClientOptions(broker.url)))
@@ -314,7 +311,7 @@ def test_malformed_answers_and_escalations_are_counted_never_fatal(
     service.stop()
     thread.join(10)
 
-    cfg = DaemonConfig(bundle=str(bundle), client=ClientOptions(broker.url), device="dev1")
+    cfg = config(broker, bundle)
     with rt.running(cfg) as d:
         answer = {"device": "dev1", "stream": "s", "id": "x", "label": "ok", "score": 0.1, "anomaly": False}
         bad_answers = [
@@ -335,21 +332,11 @@ def test_malformed_answers_and_escalations_are_counted_never_fatal(
     assert any(e["kind"] == "bad_answer" for e in out.json("errors"))
 
 
-def test_cascade_off_and_plain_bundles_report_as_before(
-    rt, broker, mqtt_io, kclass_bundle, teacher_bundle, keypair, resign, tmp_path, rows, rule_threshold
-):
-    bundle = cascade_bundle(
-        kclass_bundle, teacher_bundle, tmp_path / "b", keypair[0], resign, "local", rule_threshold
-    )
+def test_cascade_off_and_plain_bundles_report_as_before(rt, broker, mqtt_io, kclass_bundle, rows, make):
+    bundle = make("local")
     listen, publish = mqtt_io
     out = listen(["edgekit/dev1/scores", "edgekit/dev1/escalations"])
-    cfg = DaemonConfig(
-        bundle=str(bundle),
-        client=ClientOptions(broker.url),
-        device="dev1",
-        publish_scores=True,
-        cascade="off",
-    )
+    cfg = config(broker, bundle, publish_scores=True, cascade="off")
     with rt.running(cfg) as d:
         send_rows(publish(), "dev1", rows[:30])
         assert rt.wait_until(lambda: len(out.on("scores")) >= 30, 20)
@@ -362,16 +349,12 @@ def test_cascade_off_and_plain_bundles_report_as_before(
 
 
 def test_reload_loads_and_self_tests_the_teacher(
-    rt, broker, mqtt_io, kclass_bundle, teacher_bundle, keypair, resign, tmp_path, rows, rule_threshold
+    rt, broker, mqtt_io, kclass_bundle, keypair, resign, rows, rule_threshold, make
 ):
     """Hot reload onto a cascade bundle brings its teacher in; a teacher failing its golden self-test is
     refused like a broken student (reload_failed, the running model kept), and refused at start."""
-    good = cascade_bundle(
-        kclass_bundle, teacher_bundle, tmp_path / "good", keypair[0], resign, "local", rule_threshold
-    )
-    bad = cascade_bundle(
-        kclass_bundle, teacher_bundle, tmp_path / "bad", keypair[0], resign, "local", rule_threshold
-    )
+    good = make("local", "good")
+    bad = make("local", "bad")
     with np.load(bad / "teacher_golden.npz") as g:
         arrays = {k: g[k] for k in g.files}
     arrays["outputs"] = arrays["outputs"] + 1.0  # signed, but the teacher no longer reproduces it
@@ -382,13 +365,7 @@ def test_reload_loads_and_self_tests_the_teacher(
     esc, _ = expected(good, rows, rule_threshold)
     listen, publish = mqtt_io
     out = listen(["edgekit/dev1/scores", "edgekit/dev1/errors"])
-    cfg = DaemonConfig(
-        bundle=str(kclass_bundle),
-        client=ClientOptions(broker.url),
-        device="dev1",
-        pubkey=str(keypair[1]),
-        publish_scores=True,
-    )
+    cfg = config(broker, kclass_bundle, pubkey=str(keypair[1]), publish_scores=True)
     with rt.running(cfg) as d:
         pub = publish()
         assert d.snapshot()["cascade"]["mode"] == "off"
@@ -405,16 +382,12 @@ def test_reload_loads_and_self_tests_the_teacher(
     assert any("self-test failed" in e["detail"] for e in out.json("errors") if e["kind"] == "reload_failed")
 
 
-def test_teacher_that_cannot_run_one_window_is_refused_at_load(
-    kclass_bundle, teacher_bundle, keypair, resign, tmp_path, rule_threshold
-):
+def test_teacher_that_cannot_run_one_window_is_refused_at_load(keypair, resign, make):
     """A teacher exported with a fixed batch passes its golden self-test (run at exactly that batch) but could
     not answer a flush's few escalations: refused when the daemon loads it, not when a window escalates."""
     import onnx
 
-    bundle = cascade_bundle(
-        kclass_bundle, teacher_bundle, tmp_path / "b", keypair[0], resign, "local", rule_threshold
-    )
+    bundle = make("local")
     with np.load(bundle / "teacher_golden.npz") as g:
         n = len(g["inputs"])
     assert n > 1
