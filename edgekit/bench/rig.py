@@ -304,3 +304,33 @@ def rss_mb(pid: int) -> dict[str, float] | None:
         return None
     f = dict(line.split(":", 1) for line in lines if ":" in line)
     return {"rss": int(f["VmRSS"].split()[0]) / 1024, "peak": int(f["VmHWM"].split()[0]) / 1024}
+
+
+def process_tree(pid: int) -> list[int]:
+    """`pid` and its descendants (Linux /proc; just [pid] elsewhere): a supervised daemon and its workers."""
+    out, todo = [], [pid]
+    while todo:
+        p = todo.pop()
+        out.append(p)
+        try:
+            kids = Path(f"/proc/{p}/task/{p}/children").read_text().split()
+        except OSError:
+            continue
+        todo += [int(k) for k in kids]
+    return out
+
+
+_TICK = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
+
+
+def cpu_seconds(pid: int, tree: bool = False) -> float:
+    """User + system CPU seconds of `pid` (with `tree`, and its live descendants) so far (Linux), or NaN."""
+    total = 0.0
+    for p in process_tree(pid) if tree else [pid]:
+        try:
+            # fields after the parenthesised command name; utime and stime are fields 14 and 15
+            f = Path(f"/proc/{p}/stat").read_text().rsplit(")", 1)[1].split()
+        except (OSError, IndexError):
+            continue
+        total += (int(f[11]) + int(f[12])) / _TICK
+    return total if total or Path(f"/proc/{pid}").exists() else float("nan")

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import logging
 import math
+import os
 import time
 import uuid
 from dataclasses import dataclass, field
@@ -16,6 +17,7 @@ from typing import Any
 import numpy as np
 
 import edgekit.bench.latency as latency
+from edgekit.bench.rig import cpu_seconds
 from edgekit.bench.traffic import Traffic
 
 log = logging.getLogger(__name__)
@@ -46,6 +48,10 @@ class E2EConfig:
     out: str | None = None
     plots: bool = True
     cpus: tuple[int, int] | None = None  # (daemon/relay CPU, bench/subscriber CPU): pin them (2+ cores)
+    workers: int = 1  # `edgekit serve --workers N` (N > 1: the daemon is not pinned to one CPU)
+    broker_pid: int | None = None  # a broker process on this machine whose CPU use is recorded
+    report_qos: int | None = None  # --report-qos (None: the profile's)
+    profile_daemon: bool = False  # run the daemon under cProfile (slower) and report its top functions
 
 
 @dataclass
@@ -93,6 +99,8 @@ def _step(
     daemon = path == "daemon"
     before = traffic.counters() if daemon else None
     traffic.ask("reset")
+    pids = traffic.cpu_pids()
+    cpu0, wall0 = {k: cpu_seconds(p, k == "daemon") for k, p in pids.items()}, time.perf_counter()
     sent, msgs, achieved = traffic.publish(rate, n_readings, streams)
     per_stream = _split(msgs, len(streams))
     expected = sum(expected_windows(n * cfg.batch, j.window, j.hop) for n in per_stream) if daemon else msgs
@@ -100,6 +108,9 @@ def _step(
     _drain(traffic, cfg, expected, before if count_scored else None)
     if count_scored:
         time.sleep(0.2)  # the reports of the last anomalies are on their way
+    wall = time.perf_counter() - wall0
+    # share of one core each process took while this rate was published and drained (100 = one core)
+    cpu = {k: round(100.0 * (cpu_seconds(p, k == "daemon") - cpu0[k]) / wall, 1) for k, p in pids.items()}
     _, arrival, lat = traffic.ask("collect")
     row: dict[str, Any] = {
         "path": path,
@@ -109,6 +120,8 @@ def _step(
         "achieved_per_s": achieved,
         "expected_reports": expected if (cfg.every_window or not daemon) else None,
         "received": len(lat),
+        "cpu_pct": cpu,
+        "load_avg": list(os.getloadavg()),
     }
     if before is not None:
         after = traffic.counters()

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import multiprocessing as mp
+import os
 import time
 import uuid
 from typing import Any
@@ -105,6 +106,9 @@ class Traffic:
         self.sub_proc: Any = None
         self.sub_conn: Any = None
         self.relay_proc: Any = None
+        # processes whose CPU use each rate records (name -> pid); the subscriber, relay and this
+        # publisher process are added by cpu_pids()
+        self.watch: dict[str, int] = {}
 
     def start_subscriber(self, topic: str, key: str) -> None:
         """Time every message on `topic` by its `key` field (a unix ts, or a list whose last one counts)."""
@@ -155,6 +159,14 @@ class Traffic:
             self.relay_proc.terminate()
             self.relay_proc.join(5)
             self.relay_proc = None
+
+    def cpu_pids(self) -> dict[str, int]:
+        """Every process of the measurement by role: publisher (this one), subscriber, relay and `watch`."""
+        pids = {"publisher": os.getpid(), **self.watch}
+        for name, proc in (("subscriber", self.sub_proc), ("relay", self.relay_proc)):
+            if proc is not None and proc.pid is not None:
+                pids[name] = proc.pid
+        return pids
 
     def ask(self, cmd: str) -> Any:
         """Ask the subscriber process: reset | count | collect."""

@@ -85,6 +85,17 @@ def register(sub: argparse._SubParsersAction) -> None:
     )
     p.add_argument("--max-streams", type=int, default=1024)
     p.add_argument("--heartbeat-s", type=float, help="override the profile's heartbeat period")
+    p.add_argument(
+        "--report-qos",
+        type=int,
+        choices=[0, 1, 2],
+        help="QoS of reports (default: the profile's daemon.report_qos)",
+    )
+    p.add_argument(
+        "--reports",
+        choices=["each", "batch"],
+        help="one message per report, or one per flush holding a JSON array of its reports",
+    )
     p.set_defaults(handler=run_serve)
 
     s = sub.add_parser("service", help="write a hardened systemd unit that runs `edgekit serve`")
@@ -101,6 +112,7 @@ def run_serve(args: argparse.Namespace) -> int:
     from edgekit.errors import ConfigError
     from edgekit.runtime.daemon import DaemonConfig, serve
     from edgekit.runtime.mqtt import ClientOptions
+    from edgekit.runtime.profiling import profile_threads
 
     password = args.password
     if args.password_file:
@@ -116,7 +128,8 @@ def run_serve(args: argparse.Namespace) -> int:
         protocol=5 if args.mqtt_version == "5" else 311,
     )
     cfg = options_from_args(DaemonConfig, args, client=client)
-    return serve(cfg)
+    with profile_threads():  # no-op unless $EDGEKIT_PROFILE_OUT names a file
+        return serve(cfg)
 
 
 def run_service(args: argparse.Namespace) -> int:

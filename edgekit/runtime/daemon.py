@@ -41,6 +41,7 @@ from edgekit.runtime.mqtt import (
     parse_partition,
 )
 from edgekit.runtime.reload import Reloader, load_engine
+from edgekit.runtime.reports import ReportPublisher
 from edgekit.runtime.scoring import Scorer
 from edgekit.runtime.service import Notifier
 from edgekit.runtime.stats import (
@@ -82,6 +83,8 @@ class DaemonConfig:
     error_interval_s: float = 10.0
     handle_signals: bool = True
     health_file: str | None = None  # rewritten after the first load and every reload (runtime.health)
+    report_qos: int | None = None  # overrides profile.daemon.report_qos
+    reports: str | None = None  # overrides profile.daemon.reports ("each" or "batch")
 
 
 class Daemon:
@@ -145,6 +148,17 @@ class Daemon:
             self.link.connected,
             self.link.subscribed,
         )
+        self.reports = ReportPublisher(
+            self.client,
+            self.topics.anomalies,
+            self.topics.scores,
+            qos=self.report_qos,
+            mode=cfg.reports or d.reports,  # type: ignore[arg-type]
+            counters=self.counters,
+            lost=lambda stream, n: self.error(
+                "report_lost", "outgoing queue full while disconnected", stream, n
+            ),
+        )
 
     def _sensor_scorer(self, engine: Engine) -> Scorer:
         cfg, d = self.cfg, self.profile.daemon
@@ -192,15 +206,18 @@ class Daemon:
             self.error("internal_error", f"{type(exc).__name__}: {exc}")
 
     # -- Sink of the scorer (scoring thread); error() is called from both threads ------------------
-    def report(self, payload: str, anomaly: bool, stream: str) -> None:
-        if self.scorer.publish_scores:
-            self.client.publish(self.topics.scores, payload, qos=0)
-        if anomaly:
-            info = self.client.publish(self.topics.anomalies, payload, qos=self.profile.daemon.qos)
-            if info.rc == mqtt.MQTT_ERR_QUEUE_SIZE:
-                self.error("report_lost", "outgoing queue full while disconnected", stream)
-            else:
-                self.counters.reports += 1
+    def report(self, payload: bytes, anomaly: bool, stream: str) -> None:
+        self.reports.publish_scores = self.scorer.publish_scores
+        self.reports.report(payload, anomaly, stream)
+
+    def flushed(self) -> None:
+        self.reports.flushed()
+
+    @property
+    def report_qos(self) -> int:
+        """--report-qos, else the profile's daemon.report_qos, else daemon.qos."""
+        d = self.profile.daemon
+        return next((q for q in (self.cfg.report_qos, d.report_qos) if q is not None), d.qos)
 
     def classification(self, payload: str, stream: str) -> None:
         """Sink of the text scorer: every classified message is reported."""

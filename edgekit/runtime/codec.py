@@ -1,0 +1,76 @@
+"""JSON for the hot path: orjson when its wheel is installed (edgekit[runtime]), the stdlib otherwise.
+
+Both give the same results: anything orjson refuses (NaN/Infinity literals, integers beyond 64 bits,
+invalid UTF-8, nesting past 1,024 levels) is decoded again by the stdlib, so accepted inputs, refusals and
+their messages do not depend on which codec runs; reports holding a non-finite float (a threshold of
+-inf in benchmarks, a NaN score) are encoded by the stdlib, which writes `-Infinity`/`NaN` where orjson
+would write `null`. Only the spacing differs (orjson writes no blanks).
+
+`EDGEKIT_JSON=stdlib` (read at import) or `use("stdlib")` forces the fallback, as on a device without
+the wheel.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Callable
+from typing import Any
+
+ENV = "EDGEKIT_JSON"
+
+try:
+    import orjson
+except ImportError:  # no wheel for this platform/Python: the stdlib serves
+    orjson = None  # type: ignore[assignment]
+
+_std_decoder = json.JSONDecoder()
+_std_encoder = json.JSONEncoder()
+
+
+def _std_loads(raw: bytes | bytearray | memoryview | str) -> Any:
+    # RFC 8259: JSON between systems is UTF-8; decoding first skips json.loads' encoding sniffing.
+    return _std_decoder.decode(raw if isinstance(raw, str) else bytes(raw).decode("utf-8"))
+
+
+def _std_dumps(obj: Any) -> bytes:
+    return _std_encoder.encode(obj).encode()
+
+
+def _fast_loads(raw: bytes | bytearray | memoryview | str) -> Any:
+    try:
+        return orjson.loads(raw)
+    except orjson.JSONDecodeError:  # stdlib decides (and words the refusal) for everything orjson refuses
+        return _std_loads(raw)
+
+
+def _fast_dumps(obj: Any) -> bytes:
+    try:
+        return orjson.dumps(obj)
+    except TypeError:  # e.g. an int beyond 64 bits: the stdlib writes it
+        return _std_dumps(obj)
+
+
+name: str = "stdlib"
+loads: Callable[[bytes | bytearray | memoryview | str], Any] = _std_loads
+dumps: Callable[[Any], bytes] = _std_dumps  # callers guarantee finite floats, or use dumps_report
+
+
+def use(codec: str) -> str:
+    """Select "orjson" (falls back to "stdlib" when not installed) or "stdlib"; returns the one in use."""
+    global name, loads, dumps
+    if codec not in ("orjson", "stdlib"):
+        raise ValueError(f"unknown JSON codec {codec!r} (orjson or stdlib)")
+    if codec == "orjson" and orjson is not None:
+        name, loads, dumps = "orjson", _fast_loads, _fast_dumps
+    else:
+        name, loads, dumps = "stdlib", _std_loads, _std_dumps
+    return name
+
+
+def dumps_finite(obj: Any, finite: bool) -> bytes:
+    """`dumps`, or the stdlib's encoding when `finite` is False (so NaN/inf read as they always did)."""
+    return dumps(obj) if finite else _std_dumps(obj)
+
+
+use("stdlib" if os.environ.get(ENV, "").lower() == "stdlib" else "orjson")
