@@ -37,6 +37,12 @@ def _add_connection_flags(p: argparse.ArgumentParser) -> None:
         help="write the loaded model and each reload's outcome here (ROOT/health.json: deploy tools wait on it)",
     )
     p.add_argument(
+        "--workers",
+        type=int,
+        help="N > 1: N daemon processes under one supervisor, sharing the streams through the broker "
+        "(shared subscription for window-1 models, crc32 partitions otherwise); a dead one is restarted",
+    )
+    p.add_argument(
         "--metrics-port",
         type=int,
         help="serve Prometheus text on this port (127.0.0.1 unless --metrics-host)",
@@ -128,6 +134,10 @@ def run_serve(args: argparse.Namespace) -> int:
         protocol=5 if args.mqtt_version == "5" else 311,
     )
     cfg = options_from_args(DaemonConfig, args, client=client)
+    if (args.workers or 1) > 1:
+        from edgekit.runtime.workers import serve_workers
+
+        return serve_workers(cfg, args.workers)
     with profile_threads():  # no-op unless $EDGEKIT_PROFILE_OUT names a file
         return serve(cfg)
 
@@ -145,6 +155,7 @@ def run_service(args: argparse.Namespace) -> int:
         "key_file",
         "metrics_port",
         "health_file",
+        "workers",
     ):
         if (value := getattr(args, flag)) is not None:
             extra += ["--" + flag.replace("_", "-"), str(value)]

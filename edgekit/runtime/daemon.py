@@ -85,6 +85,7 @@ class DaemonConfig:
     health_file: str | None = None  # rewritten after the first load and every reload (runtime.health)
     report_qos: int | None = None  # overrides profile.daemon.report_qos
     reports: str | None = None  # overrides profile.daemon.reports ("each" or "batch")
+    worker: int | None = None  # index under `serve --workers` (runtime.workers); None: a lone daemon
 
 
 class Daemon:
@@ -102,6 +103,10 @@ class Daemon:
         if cfg.share_group:
             check_topic_level(cfg.share_group, "share group")
         self.topics = Topics(self.profile.mqtt, cfg.device)
+        if (
+            cfg.worker is not None
+        ):  # serve --workers: the supervisor holds the device's status (runtime.workers)
+            self.topics = self.topics.for_worker(cfg.worker)
         self.counters, self.latency = Counters(), LatencyHistogram()
         self.limiter = RateLimiter(cfg.error_interval_s)
         self.verified = cfg.pubkey is not None

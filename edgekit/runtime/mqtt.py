@@ -7,6 +7,7 @@ while disconnected in its outgoing queue (bounded by `max_queued`) to send them 
 
 from __future__ import annotations
 
+import copy
 import logging
 import os
 import socket
@@ -115,12 +116,23 @@ class Topics:
         self.text = StreamTopics(templates.text, device, "text")
         self.sensors_filter = self.sensors.filter
 
+    def for_worker(self, k: int) -> Topics:
+        """Worker k of `serve --workers`: its own status and heartbeat topics, every other topic shared."""
+        t = copy.copy(self)
+        t.status, t.heartbeat = worker_topic(self.status, k), worker_topic(self.heartbeat, k)
+        return t
+
     def sensor_topic(self, stream: str) -> str:
         return self.sensors.topic(stream)
 
     def stream_of(self, topic: str) -> str | None:
         """Stream name of a sensor topic, or None for any other topic."""
         return self.sensors.stream_of(topic)
+
+
+def worker_topic(topic: str, k: int | str) -> str:
+    """The per-worker topic under a device topic (`k` may be `+`, the filter of all workers)."""
+    return f"{topic}/workers/{k}"
 
 
 def parse_partition(text: str | None) -> tuple[int, int] | None:
