@@ -37,6 +37,7 @@ from edgekit.runtime.mqtt import (
     Topics,
     check_topic_level,
     default_client_id,
+    one_off_session,
     owns_stream,
     parse_partition,
 )
@@ -135,6 +136,8 @@ class Daemon:
             keepalive_s=cfg.client.keepalive_s or d.keepalive_s,
             max_packet_bytes=cfg.client.max_packet_bytes or d.max_payload_bytes + PACKET_HEADROOM,
         )
+        if cfg.share_group and not cfg.client.client_id:
+            self.copts = one_off_session(self.copts)
         self.link = Link(
             self.copts,
             self.topics,

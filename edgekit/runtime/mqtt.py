@@ -15,7 +15,7 @@ import ssl
 import threading
 import unicodedata
 import zlib
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from urllib.parse import unquote, urlsplit
 
 import paho.mqtt.client as mqtt
@@ -160,6 +160,13 @@ def default_client_id(device: str, partition: tuple[int, int] | None, share_grou
     if partition:
         return f"edgekit-{device}-p{partition[0]}of{partition[1]}"
     return f"edgekit-{device}"
+
+
+def one_off_session(opts: ClientOptions) -> ClientOptions:
+    """No session kept after the connection ends: for client ids unique to one process (a share-group
+    member). Such a session is never resumed, and while the broker kept it, it went on taking its share
+    of the group's messages, lost with it (a SIGKILLed worker swallowed half the readings)."""
+    return replace(opts, clean_start=True, session_expiry_s=0)
 
 
 @dataclass
