@@ -26,6 +26,7 @@ import paho.mqtt.client as mqtt
 from edgekit.config import to_dict
 from edgekit.errors import ConfigError, EdgekitError
 from edgekit.profiles import TargetProfile, load_profile
+from edgekit.runtime import codec
 from edgekit.runtime.commands import CommandQueue, ReloadPolicy, check_share_group
 from edgekit.runtime.engine import Engine
 from edgekit.runtime.health import Health, write_health
@@ -367,11 +368,12 @@ class Daemon:
             f"window {e.window}, hop {e.hop}" if isinstance(e, Engine) else f"text, {len(e.labels)} labels"
         )
         log.info(
-            "serving %s (%s) as device %s, broker %s",
+            "serving %s (%s) as device %s, broker %s, JSON codec %s",
             e.manifest.model_id,
             shape,
             self.cfg.device,
             self.copts.url,
+            codec.name,
         )
         code = 0
         try:
