@@ -58,6 +58,8 @@ def _daemon_args(cfg: E2EConfig, profile: str) -> list[str]:
         args += ["--workers", str(cfg.workers)]
     if cfg.report_qos is not None:
         args += ["--report-qos", str(cfg.report_qos)]
+    if cfg.reports is not None:
+        args += ["--reports", cfg.reports]
     args += ["--tcp-nodelay" if cfg.nodelay else "--no-tcp-nodelay", "--mqtt-version", cfg.mqtt_version]
     if cfg.every_window:
         args.append("--threshold=-inf")
@@ -122,8 +124,11 @@ def run_e2e(cfg: E2EConfig, echo: Callable[[str], None] | None = None) -> dict[s
             "streams": cfg.streams,
             "batch": cfg.batch,
             "readings_qos": cfg.qos,
-            "reports_qos": profile.daemon.qos if cfg.report_qos is None else cfg.report_qos,
+            "reports_qos": next(
+                (q for q in (cfg.report_qos, profile.daemon.report_qos) if q is not None), profile.daemon.qos
+            ),
             "workers": cfg.workers,
+            "reports": cfg.reports or profile.daemon.reports,
             "tcp_nodelay": cfg.nodelay,
             "daemon_mqtt": cfg.mqtt_version,
             "window": window,
@@ -176,7 +181,7 @@ def _measure(
         status_topic=topics.status,
         log_path=Path(cfg.out) / "daemon.log" if cfg.out else None,
         cpu=cfg.cpus[0] if cfg.cpus and cfg.workers <= 1 else None,  # workers spread over the cores
-        env={**os.environ, PROFILE_ENV: str(prof)} if prof else None,
+        env={**os.environ, **(cfg.daemon_env or {}), **({PROFILE_ENV: str(prof)} if prof else {})},
     )
     results: list[dict[str, Any]] = []
     arrays: dict[str, dict[str, np.ndarray]] = {}
@@ -203,7 +208,8 @@ def _measure(
             traffic.start_relay(out_topic)
             traffic.start_subscriber(out_topic, "ts")
             relay_judge = Judge(1, 1, judge.q, judge.budget)
-            r_rows, r_arr = sweep(traffic, cfg, "relay", [r["rate"] for r in results], relay_judge)
+            relay_rates = rates if cfg.relay_all_rates else [r["rate"] for r in results]
+            r_rows, r_arr = sweep(traffic, cfg, "relay", relay_rates, relay_judge)
             results += r_rows
             arrays.update(r_arr)
     finally:

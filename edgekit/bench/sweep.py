@@ -40,6 +40,7 @@ class E2EConfig:
     budget_ms: float | None = None
     verdict_rate: float = 1000.0
     relay: bool = True
+    relay_all_rates: bool = False  # sweep the relay over every rate, not only those the daemon reached
     every_window: bool = True  # --threshold=-inf; False: real threshold, latency of anomaly reports only
     nodelay: bool = True  # TCP_NODELAY on the daemon, relay and bench clients
     mqtt_version: str = "5"  # the daemon's MQTT version ("5" or "3.1.1")
@@ -51,6 +52,8 @@ class E2EConfig:
     workers: int = 1  # `edgekit serve --workers N` (N > 1: the daemon is not pinned to one CPU)
     broker_pid: int | None = None  # a broker process on this machine whose CPU use is recorded
     report_qos: int | None = None  # --report-qos (None: the profile's)
+    reports: str | None = None  # --reports each|batch (None: the profile's)
+    daemon_env: dict[str, str] | None = None  # extra environment of the daemon (EDGEKIT_JSON=stdlib, ...)
     profile_daemon: bool = False  # run the daemon under cProfile (slower) and report its top functions
 
 
@@ -110,7 +113,8 @@ def _step(
         time.sleep(0.2)  # the reports of the last anomalies are on their way
     wall = time.perf_counter() - wall0
     # share of one core each process took while this rate was published and drained (100 = one core)
-    cpu = {k: round(100.0 * (cpu_seconds(p, k == "daemon") - cpu0[k]) / wall, 1) for k, p in pids.items()}
+    used = {k: cpu_seconds(p, k == "daemon") - cpu0[k] for k, p in pids.items()}
+    cpu = {k: round(100.0 * v / wall, 1) for k, v in used.items()}
     _, arrival, lat = traffic.ask("collect")
     row: dict[str, Any] = {
         "path": path,
@@ -121,6 +125,8 @@ def _step(
         "expected_reports": expected if (cfg.every_window or not daemon) else None,
         "received": len(lat),
         "cpu_pct": cpu,
+        # CPU time per message: unlike latency, hardly moved by other load on a shared machine
+        "cpu_us_per_message": {k: round(1e6 * v / msgs, 2) for k, v in used.items()},
         "load_avg": list(os.getloadavg()),
     }
     if before is not None:

@@ -21,9 +21,14 @@ from edgekit.errors import EdgekitError
 from edgekit.runtime.mqtt import Topics
 
 
-def _sent_ts(payload: bytes, key: str) -> float:
-    ts = json.loads(payload)[key]
-    return float(ts[-1] if isinstance(ts, list) else ts)
+def _sent_ts(payload: bytes, key: str) -> list[float]:
+    """The sent time of each report in a message (a list of them with `reports: batch`)."""
+    body = json.loads(payload)
+    out = []
+    for report in body if isinstance(body, list) else [body]:
+        ts = report[key]
+        out.append(float(ts[-1] if isinstance(ts, list) else ts))
+    return out
 
 
 def _subscriber(
@@ -40,8 +45,9 @@ def _subscriber(
             sent = _sent_ts(msg.payload, key)
         except (ValueError, KeyError, TypeError, IndexError):
             return
-        arrival.append(now)
-        lat.append((now - sent) * 1000.0)
+        for t in sent:
+            arrival.append(now)
+            lat.append((now - t) * 1000.0)
 
     c = mqtt_client(host, port, f"edgekit-bench-sub-{uuid.uuid4().hex[:8]}", nodelay)
     c.on_message = on_message

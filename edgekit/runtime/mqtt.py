@@ -25,6 +25,7 @@ from paho.mqtt.properties import Properties
 
 from edgekit.errors import ConfigError
 from edgekit.profiles import MQTTTopics
+from edgekit.runtime import fastprops
 
 log = logging.getLogger(__name__)
 
@@ -196,6 +197,7 @@ class ClientOptions:
     # MQTT 5 Maximum Packet Size: the broker drops larger messages instead of sending them, so a huge
     # payload never reaches this process's memory (paho reads a whole packet before any check can run).
     max_packet_bytes: int | None = None
+    fast_properties: bool = True  # runtime.fastprops: paho's MQTT 5 properties without per-packet tables
 
 
 def set_nodelay(sock: object) -> bool:
@@ -239,6 +241,8 @@ def make_client(opts: ClientOptions) -> tuple[WatchedClient, BrokerAddress]:
     """A paho client (callback API v2) configured from `opts`; not yet connected."""
     addr = parse_broker_url(opts.url)
     protocol = mqtt.MQTTv5 if opts.protocol == 5 else mqtt.MQTTv311
+    if protocol == mqtt.MQTTv5 and opts.fast_properties:
+        fastprops.install()  # ~20 µs less per received message and per acknowledged report
     kwargs = {} if protocol == mqtt.MQTTv5 else {"clean_session": opts.clean_start}
     client = WatchedClient(
         CallbackAPIVersion.VERSION2, client_id=opts.client_id or "", protocol=protocol, **kwargs
