@@ -43,7 +43,7 @@ from edgekit.runtime.mqtt import (
     parse_partition,
 )
 from edgekit.runtime.reload import Reloader, load_engine
-from edgekit.runtime.reports import ReportPublisher
+from edgekit.runtime.reports import ReportPublisher, report_qos
 from edgekit.runtime.scoring import Scorer
 from edgekit.runtime.service import Notifier
 from edgekit.runtime.stats import (
@@ -105,9 +105,7 @@ class Daemon:
         if cfg.share_group:
             check_topic_level(cfg.share_group, "share group")
         self.topics = Topics(self.profile.mqtt, cfg.device)
-        if (
-            cfg.worker is not None
-        ):  # serve --workers: the supervisor holds the device's status (runtime.workers)
+        if cfg.worker is not None:  # serve --workers: the supervisor has the device's status topic
             self.topics = self.topics.for_worker(cfg.worker)
         self.counters, self.latency = Counters(), LatencyHistogram()
         self.limiter = RateLimiter(cfg.error_interval_s)
@@ -157,16 +155,9 @@ class Daemon:
             self.link.connected,
             self.link.subscribed,
         )
+        self.report_qos = report_qos(cfg.report_qos, d)
         self.reports = ReportPublisher(
-            self.client,
-            self.topics.anomalies,
-            self.topics.scores,
-            qos=self.report_qos,
-            mode=cfg.reports or d.reports,  # type: ignore[arg-type]
-            counters=self.counters,
-            lost=lambda stream, n: self.error(
-                "report_lost", "outgoing queue full while disconnected", stream, n
-            ),
+            self.client, self.topics, self.report_qos, cfg.reports or d.reports, self.counters, self.error
         )
 
     def _sensor_scorer(self, engine: Engine) -> Scorer:
@@ -221,12 +212,6 @@ class Daemon:
 
     def flushed(self) -> None:
         self.reports.flushed()
-
-    @property
-    def report_qos(self) -> int:
-        """--report-qos, else the profile's daemon.report_qos, else daemon.qos."""
-        d = self.profile.daemon
-        return next((q for q in (self.cfg.report_qos, d.report_qos) if q is not None), d.qos)
 
     def classification(self, payload: str, stream: str) -> None:
         """Sink of the text scorer: every classified message is reported."""

@@ -8,39 +8,37 @@ paho's in-flight bookkeeping per report, at the price of losing reports while th
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from typing import Literal
-
 import paho.mqtt.client as mqtt
 
+from edgekit.profiles import Daemon as DaemonSettings
+from edgekit.runtime.link import ErrorSink
+from edgekit.runtime.mqtt import Topics
 from edgekit.runtime.stats import Counters
 
-ReportMode = Literal["each", "batch"]
+
+def report_qos(flag: int | None, daemon: DaemonSettings) -> int:
+    """--report-qos, else the profile's daemon.report_qos, else daemon.qos."""
+    return next((q for q in (flag, daemon.report_qos) if q is not None), daemon.qos)
 
 
 class ReportPublisher:
     """The daemon's sink for sensor reports (called from the scoring thread only)."""
 
     def __init__(
-        self,
-        client: mqtt.Client,
-        anomalies: str,
-        scores: str,
-        *,
-        qos: int,
-        mode: ReportMode,
-        counters: Counters,
-        lost: Callable[[str, int], None],
+        self, client: mqtt.Client, topics: Topics, qos: int, mode: str, counters: Counters, error: ErrorSink
     ) -> None:
         if mode not in ("each", "batch"):
             raise ValueError(f"reports must be each or batch, not {mode!r}")
-        self.client, self.anomalies, self.scores = client, anomalies, scores
-        self.qos, self.mode, self.counters, self._lost = qos, mode, counters, lost
+        self.client, self.anomalies, self.scores = client, topics.anomalies, topics.scores
+        self.qos, self.mode, self.counters, self._error = qos, mode, counters, error
         self.publish_scores = False
         # batch mode: this flush's payloads, per topic (anomalies, scores), and the stream of the last one
         self._hits: list[bytes] = []
         self._all: list[bytes] = []
         self._stream = ""
+
+    def _lost(self, stream: str, n: int) -> None:
+        self._error("report_lost", "outgoing queue full while disconnected", stream, n)
 
     def report(self, payload: bytes, anomaly: bool, stream: str) -> None:
         if self.mode == "batch":

@@ -1,5 +1,5 @@
-"""runtime.fastprops.FastProperties decodes, encodes and clears MQTT 5 properties exactly as paho's own class,
-(every daemon test against the real broker runs through it as well)."""
+"""runtime.fastprops.FastProperties decodes, encodes and clears MQTT 5 properties exactly as paho's own class
+(and every daemon test against the real broker runs through it)."""
 
 from __future__ import annotations
 
