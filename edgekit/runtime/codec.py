@@ -3,8 +3,9 @@
 Both give the same results: anything orjson refuses (NaN/Infinity literals, integers beyond 64 bits,
 invalid UTF-8, nesting past 1,024 levels) is decoded again by the stdlib, so accepted inputs, refusals and
 their messages do not depend on which codec runs; reports holding a non-finite float (a threshold of
--inf in benchmarks, a NaN score) are encoded by the stdlib, which writes `-Infinity`/`NaN` where orjson
-would write `null`. Only the spacing differs (orjson writes no blanks).
+-inf in benchmarks, a NaN score) keep the stdlib's `-Infinity`/`NaN` where orjson
+would write `null` (orjson writes the object, the stdlib's spelling of those few values is put in).
+Only the spacing differs (orjson writes no blanks).
 
 `EDGEKIT_JSON=stdlib` (read at import) or `use("stdlib")` forces the fallback, as on a device without
 the wheel.
@@ -13,6 +14,7 @@ the wheel.
 from __future__ import annotations
 
 import json
+import math
 import os
 from collections.abc import Callable
 from typing import Any
@@ -68,9 +70,20 @@ def use(codec: str) -> str:
     return name
 
 
-def dumps_finite(obj: Any, finite: bool) -> bytes:
-    """`dumps`, or the stdlib's encoding when `finite` is False (so NaN/inf read as they always did)."""
-    return dumps(obj) if finite else _std_dumps(obj)
+def dumps_finite(obj: dict[str, Any], finite: bool) -> bytes:
+    """`dumps` of a flat object; when `finite` is False, its NaN/inf floats are written as the stdlib writes
+    them (`NaN`, `-Infinity`), where orjson would write null, so consumers read what they always did."""
+    if finite or name == "stdlib":
+        return dumps(obj) if finite else _std_dumps(obj)
+    odd = {k: v for k, v in obj.items() if type(v) is float and not math.isfinite(v)}
+    if any(isinstance(v, dict | list) for v in obj.values()):
+        return _std_dumps(obj)
+    out = orjson.dumps({k: None if k in odd else v for k, v in obj.items()})
+    for k, v in odd.items():
+        # `"key":null` cannot occur inside a JSON string (its quotes would be escaped), and keys are unique
+        key = orjson.dumps(k)
+        out = out.replace(key + b":null", key + b":" + _std_encoder.encode(v).encode(), 1)
+    return out
 
 
 use("stdlib" if os.environ.get(ENV, "").lower() == "stdlib" else "orjson")

@@ -19,6 +19,7 @@ from edgekit.runtime.payloads import PayloadError, Schema, parse_payload
 from edgekit.runtime.stats import Counters, LatencyHistogram
 from edgekit.runtime.windows import GAP, StreamTable, StreamWindow, WindowBatch, WindowMeta
 
+_BINARY = ("normal", "anomaly")  # labels of a one-label bundle's reports
 # Batches above this size take the vectorized path in flush(); below it a plain loop is cheaper.
 _VECTOR_MIN = 16
 
@@ -185,9 +186,7 @@ class Scorer:
             "end_ts": w.end_ts,
             "score": score,
             "threshold": thr,
-            "label": extra["class"]
-            if extra
-            else (m.labels if len(m.labels) > 1 else ["normal", "anomaly"])[hit],
+            "label": extra["class"] if extra else (m.labels if len(m.labels) > 1 else _BINARY)[hit],
             "anomaly": hit,
             "model_id": m.model_id,
             "model_version": m.model_version,

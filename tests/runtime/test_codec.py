@@ -194,3 +194,22 @@ def test_daemon_processes_with_and_without_orjson_publish_the_same_reports(
     fast = _run_daemon(broker, sensor_bundle, x[:200], {**os.environ, codec.ENV: ""}, "jfast")
     slow = _run_daemon(broker, sensor_bundle, x[:200], {**os.environ, codec.ENV: "stdlib"}, "jslow")
     assert len(fast) == 200 and fast == slow
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        {"stream": "s", "score": 0.5, "threshold": -math.inf, "anomaly": True},
+        {"stream": 'x","threshold":null', "id": '"threshold":null', "score": math.nan, "threshold": math.inf},
+        {"stream": "s", "score": -math.inf, "probability": math.nan, "latency_ms": 1e-5},
+    ],
+)
+def test_non_finite_report_fields_read_back_as_the_stdlib_wrote_them(body):
+    codec.use("stdlib")
+    ref = codec.dumps_finite(body, False)
+    codec.use("orjson")
+    fast = codec.dumps_finite(body, False)
+    a, b = json.loads(fast), json.loads(ref)
+    assert a.keys() == b.keys() and all(
+        (isinstance(v, float) and math.isnan(v) and math.isnan(b[k])) or v == b[k] for k, v in a.items()
+    )
