@@ -180,7 +180,8 @@ def _measure(
         _daemon_args(cfg, cfg.profile or profile.name),
         status_topic=topics.status,
         log_path=Path(cfg.out) / "daemon.log" if cfg.out else None,
-        cpu=cfg.cpus[0] if cfg.cpus and cfg.workers <= 1 else None,  # workers spread over the cores
+        # workers spread over every core (not the bench CPU this process is pinned to, which they'd inherit)
+        cpu=(cfg.cpus[0] if cfg.workers <= 1 else set(range(os.cpu_count() or 1))) if cfg.cpus else None,
         env={**os.environ, **(cfg.daemon_env or {}), **({PROFILE_ENV: str(prof)} if prof else {})},
     )
     results: list[dict[str, Any]] = []

@@ -181,7 +181,7 @@ class DaemonProcess:
         status_topic: str | None = None,
         log_path: str | Path | None = None,
         env: dict[str, str] | None = None,
-        cpu: int | None = None,
+        cpu: int | set[int] | None = None,
         ready_timeout: float = READY_TIMEOUT_S,
         wait_online: bool = True,
     ) -> None:
@@ -290,10 +290,11 @@ class DaemonProcess:
         self.stop()
 
 
-def pin(pid: int, cpu: int | None) -> None:
-    """Pin a process (0: this one) to one CPU, when asked and the machine has it."""
-    if cpu is not None and hasattr(os, "sched_setaffinity") and (os.cpu_count() or 1) > cpu:
-        os.sched_setaffinity(pid, {cpu})
+def pin(pid: int, cpu: int | set[int] | None) -> None:
+    """Pin a process (0: this one) to one CPU (or a set of them), when asked and the machine has it."""
+    cpus = {cpu} if isinstance(cpu, int) else cpu
+    if cpus and hasattr(os, "sched_setaffinity") and (os.cpu_count() or 1) > max(cpus):
+        os.sched_setaffinity(pid, cpus)
 
 
 def rss_mb(pid: int) -> dict[str, float] | None:

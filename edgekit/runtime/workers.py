@@ -170,31 +170,25 @@ class Supervisor:
         if self._ready:
             client.publish(self.topics.status, self._status("online", "reconnected"), qos=1, retain=True)
 
-    def _worker_of(self, topic: str) -> Worker | None:
+    def _from_worker(self, msg: mqtt.MQTTMessage) -> tuple[Worker, dict] | None:
+        """The worker a message on `<topic>/workers/<k>` came from, and its JSON body."""
         try:
-            k = int(topic.rsplit("/", 1)[1])
+            k = int(msg.topic.rsplit("/", 1)[1])
+            body = json.loads(msg.payload)
         except ValueError:
             return None
-        return self.workers[k] if 0 <= k < len(self.workers) else None
+        if not 0 <= k < len(self.workers) or not isinstance(body, dict):
+            return None
+        return self.workers[k], body
 
     def _on_worker_status(self, _c: object, _u: object, msg: mqtt.MQTTMessage) -> None:
-        w = self._worker_of(msg.topic)
-        try:
-            body = json.loads(msg.payload)
-        except ValueError:
-            return
-        if w is not None and isinstance(body, dict) and body.get("state") == "online":
-            w.online_pid = body.get("pid")
+        if (got := self._from_worker(msg)) is not None and got[1].get("state") == "online":
+            got[0].online_pid = got[1].get("pid")
 
     def _on_worker_heartbeat(self, _c: object, _u: object, msg: mqtt.MQTTMessage) -> None:
-        w = self._worker_of(msg.topic)
-        try:
-            body = json.loads(msg.payload)
-        except ValueError:
-            return
-        if w is not None and isinstance(body, dict):
+        if (got := self._from_worker(msg)) is not None:
             with self._lock:
-                w.heartbeat, w.heartbeat_at = body, time.monotonic()
+                got[0].heartbeat, got[0].heartbeat_at = got[1], time.monotonic()
 
     def _on_command(self, _c: object, _u: object, msg: mqtt.MQTTMessage) -> None:
         # Workers get every command themselves (cmd is not shared); the supervisor only answers heartbeats.
