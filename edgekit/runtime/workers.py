@@ -33,7 +33,7 @@ from typing import Any
 import paho.mqtt.client as mqtt
 
 from edgekit.bundle.manifest import Manifest
-from edgekit.errors import ConfigError
+from edgekit.errors import ConfigError, EdgekitError
 from edgekit.profiles import TargetProfile, load_profile
 from edgekit.runtime.daemon import Daemon, DaemonConfig
 from edgekit.runtime.heartbeat import HeartbeatClock
@@ -46,7 +46,8 @@ log = logging.getLogger(__name__)
 
 SHARE_GROUP = "edgekit"  # $share/edgekit/<sensors filter> unless --share-group names another group
 RESTART_BACKOFF_S = (0.5, 10.0)  # a worker that keeps dying is restarted ever later, up to 10 s apart
-HEARTBEAT_WAIT_S = 2.0  # how long a heartbeat command waits for every worker's fresh heartbeat
+HEARTBEAT_WAIT_S = 2.0
+EXIT_CANNOT_START = 78  # EX_CONFIG (sysexits.h): a worker refused its configuration; the supervisor gives up  # how long a heartbeat command waits for every worker's fresh heartbeat
 _SYSTEMD_ENV = ("NOTIFY_SOCKET", "WATCHDOG_USEC", "WATCHDOG_PID")
 
 
@@ -98,7 +99,12 @@ def _worker_main(cfg: DaemonConfig, parent: int, verbose: bool) -> None:
         os.environ.pop(key, None)
     logging.basicConfig(level=logging.WARNING, format=f"%(levelname)s w{cfg.worker} %(name)s: %(message)s")
     logging.getLogger("edgekit").setLevel(logging.DEBUG if verbose else logging.INFO)
-    sys.exit(Daemon(cfg).run())
+    try:
+        daemon = Daemon(cfg)
+    except EdgekitError as exc:  # a bad bundle, key or profile: a restart would fail the same way
+        log.error("worker %d cannot start: %s", cfg.worker, exc)
+        sys.exit(EXIT_CANNOT_START)
+    sys.exit(daemon.run())
 
 
 @dataclass
@@ -135,6 +141,7 @@ class Supervisor:
         self._ctx = mp.get_context("spawn")  # a fork of a process running paho threads is unsafe
         self._lock = threading.Lock()
         self._stop = False
+        self._failed = 0  # the exit code when a worker cannot start at all
         self._hup = False
         self._ready = False
         self._asked: float | None = None  # monotonic time of a pending heartbeat command
@@ -212,6 +219,11 @@ class Supervisor:
                 continue
             if w.proc is not None:
                 code = w.proc.exitcode
+                if code == EXIT_CANNOT_START and not self._stop:
+                    log.critical("worker %d cannot start; stopping the other workers", w.cfg.worker)
+                    self._failed = EXIT_CANNOT_START
+                    self._stop = True
+                    return
                 w.restarts += 1
                 delay = min(RESTART_BACKOFF_S[0] * 2 ** min(w.restarts - 1, 5), RESTART_BACKOFF_S[1])
                 log.warning(
@@ -271,7 +283,8 @@ class Supervisor:
         signal.signal(signal.SIGHUP, lambda *_: setattr(self, "_hup", True))
 
     def run(self) -> int:
-        """Supervise until SIGTERM/SIGINT; returns 0 after a clean stop."""
+        """Supervise until SIGTERM/SIGINT; returns 0 after a clean stop, EXIT_CANNOT_START when a worker
+        refused its configuration (a bad bundle or key: restarting it would only fail again)."""
         if self.cfg.handle_signals:
             self._install_signals()
         metrics = None
@@ -301,7 +314,7 @@ class Supervisor:
             self._shutdown()
             if metrics is not None:
                 metrics.shutdown()
-        return 0
+        return self._failed
 
     def _signal_workers(self, sig: int) -> None:
         for w in self.workers:

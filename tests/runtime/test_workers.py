@@ -119,3 +119,18 @@ def test_windowed_model_keeps_each_streams_windows_on_one_worker(rt, broker, mqt
     assert all(b["counters"]["windows"] > 0 and b["counters"]["foreign"] > 0 for b in beats)
     assert hb["counters"]["windows"] == 10 * len(streams)
     assert hb["counters"]["foreign"] + hb["counters"]["readings"] == 2 * n * len(streams)
+
+
+def test_supervisor_gives_up_when_workers_cannot_start(broker, sensor_bundle, tmp_path):
+    from edgekit.bundle.signing import keygen
+
+    _, other_pub = keygen(tmp_path / "other.key", tmp_path / "other.pub")  # not the key that signed it
+    d = DaemonProcess(
+        sensor_bundle, broker.url, DEV, ["--workers", "2", "--pubkey", str(other_pub)], wait_online=False
+    )
+    d.start()
+    try:
+        assert d.wait(60) == 78  # EX_CONFIG, instead of restarting workers that can only fail again
+    finally:
+        d.stop()
+    assert "cannot start" in d.output
