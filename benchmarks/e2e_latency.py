@@ -225,6 +225,7 @@ def main() -> None:
                 duration_s=3.0 * scale,
                 nodelay=nodelay,
                 relay_all_rates=True,
+                keep_going=True,
             )
         lines, checks_lat = latency_table(latency)
         checks += checks_lat

@@ -335,3 +335,20 @@ def cpu_seconds(pid: int, tree: bool = False) -> float:
             continue
         total += (int(f[11]) + int(f[12])) / _TICK
     return total if total or Path(f"/proc/{pid}").exists() else float("nan")
+
+
+def reset_peak_rss(pid: int) -> bool:
+    """Reset VmHWM of `pid` and its descendants (Linux >= 4.0, `5 > clear_refs`), so the next read is a
+    peak since now; False where the kernel or permissions refuse."""
+    ok = True
+    for p in process_tree(pid):
+        try:
+            Path(f"/proc/{p}/clear_refs").write_text("5")
+        except OSError:
+            ok = False
+    return ok
+
+
+def peak_rss_per_process(pid: int) -> dict[int, float]:
+    """Peak RSS (VmHWM, MB) of `pid` and of each of its descendants."""
+    return {p: v["peak"] for p in process_tree(pid) if (v := rss_mb(p)) is not None}

@@ -17,7 +17,7 @@ from typing import Any
 import numpy as np
 
 import edgekit.bench.latency as latency
-from edgekit.bench.rig import cpu_seconds
+from edgekit.bench.rig import cpu_seconds, peak_rss_per_process, reset_peak_rss
 from edgekit.bench.traffic import Traffic
 
 log = logging.getLogger(__name__)
@@ -40,6 +40,7 @@ class E2EConfig:
     budget_ms: float | None = None
     verdict_rate: float = 1000.0
     relay: bool = True
+    keep_going: bool = False  # go on past an unsustained rate (a hiccup on a shared machine ends no sweep)
     relay_all_rates: bool = False  # sweep the relay over every rate, not only those the daemon reached
     every_window: bool = True  # --threshold=-inf; False: real threshold, latency of anomaly reports only
     nodelay: bool = True  # TCP_NODELAY on the daemon, relay and bench clients
@@ -103,6 +104,7 @@ def _step(
     before = traffic.counters() if daemon else None
     traffic.ask("reset")
     pids = traffic.cpu_pids()
+    peak_reset = daemon and "daemon" in pids and reset_peak_rss(pids["daemon"])
     cpu0, wall0 = {k: cpu_seconds(p, k == "daemon") for k, p in pids.items()}, time.perf_counter()
     sent, msgs, achieved = traffic.publish(rate, n_readings, streams)
     per_stream = _split(msgs, len(streams))
@@ -115,6 +117,8 @@ def _step(
     # share of one core each process took while this rate was published and drained (100 = one core)
     used = {k: cpu_seconds(p, k == "daemon") - cpu0[k] for k, p in pids.items()}
     cpu = {k: round(100.0 * v / wall, 1) for k, v in used.items()}
+    # peak RSS of the daemon's busiest process during this rate (VmHWM reset when the rate began)
+    peak = max(peak_rss_per_process(pids["daemon"]).values(), default=None) if peak_reset else None
     _, arrival, lat = traffic.ask("collect")
     row: dict[str, Any] = {
         "path": path,
@@ -125,6 +129,7 @@ def _step(
         "expected_reports": expected if (cfg.every_window or not daemon) else None,
         "received": len(lat),
         "cpu_pct": cpu,
+        "daemon_peak_rss_mb": peak,
         # CPU time per message: unlike latency, hardly moved by other load on a shared machine
         "cpu_us_per_message": {k: round(1e6 * v / msgs, 2) for k, v in used.items()},
         "load_avg": list(os.getloadavg()),
@@ -183,9 +188,9 @@ def sweep(
             row["received"],
             row["expected_reports"],
             row["achieved_per_s"],
-            "" if row["sustained"] else " -> not sustained, sweep stops",
+            "" if row["sustained"] else " -> not sustained" + ("" if cfg.keep_going else ", sweep stops"),
         )
-        if not row["sustained"]:
+        if not row["sustained"] and not cfg.keep_going:
             break
     return rows, arrays
 
