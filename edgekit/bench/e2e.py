@@ -60,6 +60,7 @@ def _daemon_args(cfg: E2EConfig, profile: str) -> list[str]:
         args += ["--report-qos", str(cfg.report_qos)]
     if cfg.reports is not None:
         args += ["--reports", cfg.reports]
+    args += cfg.daemon_args
     args += ["--tcp-nodelay" if cfg.nodelay else "--no-tcp-nodelay", "--mqtt-version", cfg.mqtt_version]
     if cfg.every_window:
         args.append("--threshold=-inf")

@@ -54,6 +54,7 @@ class E2EConfig:
     broker_pid: int | None = None  # a broker process on this machine whose CPU use is recorded
     report_qos: int | None = None  # --report-qos (None: the profile's)
     reports: str | None = None  # --reports each|batch (None: the profile's)
+    daemon_args: list[str] = field(default_factory=list)  # more `edgekit serve` flags (--share-group G, ...)
     daemon_env: dict[str, str] | None = None  # extra environment of the daemon (EDGEKIT_JSON=stdlib, ...)
     profile_daemon: bool = False  # run the daemon under cProfile (slower) and report its top functions
 
