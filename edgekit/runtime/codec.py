@@ -14,7 +14,6 @@ the wheel.
 from __future__ import annotations
 
 import json
-import math
 import os
 from collections.abc import Callable
 from typing import Any
@@ -55,7 +54,7 @@ def _fast_dumps(obj: Any) -> bytes:
 
 name: str = "stdlib"
 loads: Callable[[bytes | bytearray | memoryview | str], Any] = _std_loads
-dumps: Callable[[Any], bytes] = _std_dumps  # callers guarantee finite floats, or use dumps_report
+dumps: Callable[[Any], bytes] = _std_dumps  # for finite floats only; see dumps_flat
 
 
 def use(codec: str) -> str:
@@ -70,19 +69,18 @@ def use(codec: str) -> str:
     return name
 
 
-def dumps_finite(obj: dict[str, Any], finite: bool) -> bytes:
-    """`dumps` of a flat object; when `finite` is False, its NaN/inf floats are written as the stdlib writes
-    them (`NaN`, `-Infinity`), where orjson would write null, so consumers read what they always did."""
-    if finite or name == "stdlib":
-        return dumps(obj) if finite else _std_dumps(obj)
-    odd = {k: v for k, v in obj.items() if type(v) is float and not math.isfinite(v)}
-    if any(isinstance(v, dict | list) for v in obj.values()):
+def dumps_flat(obj: dict[str, Any], nonfinite: tuple[str, ...] = ()) -> bytes:
+    """`dumps` of a flat object whose keys `nonfinite` hold NaN/inf floats: those are written as the stdlib
+    writes them (`NaN`, `-Infinity`), where orjson would write null, so consumers read what they always did."""
+    if not nonfinite:
+        return dumps(obj)
+    if name == "stdlib":
         return _std_dumps(obj)
-    out = orjson.dumps({k: None if k in odd else v for k, v in obj.items()})
-    for k, v in odd.items():
+    out = orjson.dumps({**obj, **dict.fromkeys(nonfinite)})
+    for k in nonfinite:
         # `"key":null` cannot occur inside a JSON string (its quotes would be escaped), and keys are unique
         key = orjson.dumps(k)
-        out = out.replace(key + b":null", key + b":" + _std_encoder.encode(v).encode(), 1)
+        out = out.replace(key + b":null", key + b":" + _std_encoder.encode(obj[k]).encode(), 1)
     return out
 
 

@@ -20,6 +20,7 @@ from edgekit.runtime.stats import Counters, LatencyHistogram
 from edgekit.runtime.windows import GAP, StreamTable, StreamWindow, WindowBatch, WindowMeta
 
 _BINARY = ("normal", "anomaly")  # labels of a one-label bundle's reports
+_FLOATS = ("score", "threshold", "probability")  # report fields that may hold NaN or inf
 # Batches above this size take the vectorized path in flush(); below it a plain loop is cheaper.
 _VECTOR_MIN = 16
 
@@ -194,8 +195,9 @@ class Scorer:
             "latency_ms": latency_ms,
             **extra,
         }
-        # orjson when installed (runtime.codec); the stdlib keeps writing NaN/-Infinity as before
-        return codec.dumps_finite(body, isfinite(score) and isfinite(thr))
+        # orjson when installed (runtime.codec), NaN/-Infinity (threshold -inf in benchmarks) written as before
+        odd = tuple(k for k in _FLOATS if k in body and not isfinite(body[k]))
+        return codec.dumps_flat(body, odd)
 
     def swap(self, engine: Engine) -> bool:
         """Score staged windows with the old model, then adopt `engine`. True when buffers were reset."""

@@ -205,10 +205,11 @@ def test_daemon_processes_with_and_without_orjson_publish_the_same_reports(
     ],
 )
 def test_non_finite_report_fields_read_back_as_the_stdlib_wrote_them(body):
+    odd = tuple(k for k, v in body.items() if isinstance(v, float) and not math.isfinite(v))
     codec.use("stdlib")
-    ref = codec.dumps_finite(body, False)
+    ref = codec.dumps_flat(body, odd)
     codec.use("orjson")
-    fast = codec.dumps_finite(body, False)
+    fast = codec.dumps_flat(body, odd)
     a, b = json.loads(fast), json.loads(ref)
     assert a.keys() == b.keys() and all(
         (isinstance(v, float) and math.isnan(v) and math.isnan(b[k])) or v == b[k] for k, v in a.items()
