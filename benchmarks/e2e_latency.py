@@ -20,7 +20,8 @@ Sections (`--sections`, default all):
   the anomaly reports' p99 stayed within 100 ms. Target: >= 200,000 readings/s in batches of 100.
 - profile: the daemon under cProfile (all threads, runtime.profiling) at one rate; its top functions.
   `--daemon-pythonpath DIR` runs another edgekit tree as the daemon (a baseline: `git archive BASE edgekit
-  | tar -x -C DIR`, plus this tree's edgekit/runtime/profiling.py and edgekit/cli/serve.py for the hook).
+  firmware_configs | tar -x -C DIR`, plus this tree's edgekit/runtime/profiling.py and edgekit/cli/serve.py
+  for the profiling hook).
 Data: real Shuttle test rows. Writes the "e2e-latency" section of benchmarks/RESULTS.md (not with --quick
 or --sections).
 """
@@ -202,7 +203,8 @@ def main() -> None:
     args = ap.parse_args()
     bundle, data = prepare(args)
     scale = 0.3 if args.quick else 1.0
-    env = {"PYTHONPATH": args.daemon_pythonpath} if args.daemon_pythonpath else None
+    # PYTHONSAFEPATH: `python -m edgekit` would otherwise put the working directory (this tree) first
+    env = {"PYTHONPATH": args.daemon_pythonpath, "PYTHONSAFEPATH": "1"} if args.daemon_pythonpath else None
     load = os.getloadavg()
     print(f"load average at start: {load[0]:.2f}, {load[1]:.2f}, {load[2]:.2f}", flush=True)
     body: list[str] = [
