@@ -312,10 +312,20 @@ def main() -> None:
         )
         body += ["Sustained throughput (real threshold, anomaly reports only):", "", *lines, ""]
 
-    rss = [v["peak"] for rep in reports for v in (rep["e2e"].get("daemon_rss_per_process_mb") or {}).values()]
-    if rss:
+    # peak RSS of the busiest daemon process (a worker, or the lone daemon) per rate (VmHWM reset when the
+    # rate began); an overloaded rate also holds the reports queued for their PUBACK, so it is shown apart
+    steps = [
+        r
+        for rep in reports
+        for r in rep["e2e"]["rows"]
+        if r["path"] == "daemon" and r.get("daemon_peak_rss_mb")
+    ]
+    if steps:
+        ok = max((r["daemon_peak_rss_mb"] for r in steps if r["sustained"]), default=float("nan"))
+        worst = max(r["daemon_peak_rss_mb"] for r in steps)
+        what = f"{ok:.0f} MB (overloaded rates included: {worst:.0f} MB)"
         checks.append(
-            ("peak RSS <= 120 MB per worker (VmHWM, every process)", f"{max(rss):.0f} MB", max(rss) <= 120)
+            ("peak RSS <= 120 MB per worker at sustained rates (VmHWM, busiest process)", what, ok <= 120)
         )
 
     if "profile" in args.sections:

@@ -186,7 +186,7 @@ class ClientOptions:
     nodelay: bool = True
     max_queued: int = 100_000  # reports kept while disconnected; beyond this they are counted as lost
     # QoS 1 reports awaiting PUBACK: 100 capped reports at 100 per broker round trip, so a broker slowed
-    # by a busy CPU (50 ms) held the daemon at 2,000 reports/s while its own CPU idled
+    # by a busy CPU (50 ms) would hold the daemon at 2,000 reports/s while its own CPU idles
     max_inflight: int = 1000
     reconnect_min_s: float = 0.5
     reconnect_max_s: float = 30.0
