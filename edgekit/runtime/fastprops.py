@@ -12,7 +12,6 @@ from __future__ import annotations
 
 from typing import Any
 
-import paho.mqtt._packet as _packet
 import paho.mqtt.client as _client
 from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
@@ -46,9 +45,17 @@ class FastProperties(Properties):
 
 
 def install() -> bool:
-    """Use FastProperties for the packets paho decodes in this process; False if paho's layout changed."""
-    if not (hasattr(_packet, "Properties") and hasattr(_client, "Properties")):
+    """Use FastProperties for the packets paho decodes in this process; False if paho's layout differs
+    (paho-mqtt 2.0 decodes in client.py only; 2.1+ also in _packet.py)."""
+    modules = [_client]
+    try:
+        import paho.mqtt._packet as _packet
+
+        modules.append(_packet)
+    except ImportError:
+        pass
+    if not all(hasattr(m, "Properties") for m in modules):
         return False
-    _packet.Properties = FastProperties  # type: ignore[attr-defined]
-    _client.Properties = FastProperties  # type: ignore[attr-defined]
+    for m in modules:
+        m.Properties = FastProperties  # type: ignore[attr-defined]
     return True
