@@ -153,6 +153,10 @@ class Daemon:
     max_payload_bytes: int = setting(262144, ge=16, le=268_435_455)  # MQTT's own packet limit
     publish_scores: bool = False
     qos: Literal[0, 1, 2] = 1
+    # QoS of anomaly/score reports (null: `qos`); 0 spares a PUBACK per report, and loses reports on a drop
+    report_qos: Literal[0, 1, 2] | None = None
+    # each: one message per report; batch: one message per flush, a JSON array of its reports
+    reports: Literal["each", "batch"] = "each"
     keepalive_s: int = setting(30, ge=1, le=65535)  # MQTT's range; 0 (off) would hide a dead broker
     # payload bytes the input queue may hold (with queue_size: both bound it)
     queue_bytes: int = setting(8 * 2**20, ge=16, le=2**34)

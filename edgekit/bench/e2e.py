@@ -23,6 +23,7 @@ rates and the verdict), `report` (files). Device side: numpy and paho-mqtt (matp
 from __future__ import annotations
 
 import os
+import tempfile
 import uuid
 from collections.abc import Callable
 from contextlib import ExitStack
@@ -35,7 +36,7 @@ import edgekit.bench.latency as latency
 from edgekit.bench.machine import machine_info
 from edgekit.bench.report import write_report
 from edgekit.bench.resolve import mark_host, report_header, resolve_budget, resolve_profile
-from edgekit.bench.rig import DaemonProcess, pin, rss_mb
+from edgekit.bench.rig import DaemonProcess, pin, process_tree, rss_mb
 from edgekit.bench.sweep import E2EConfig, Judge, expected_windows, summarize_e2e, sweep
 from edgekit.bench.traffic import Traffic
 from edgekit.bench.variants import bundle_variant, load_windows
@@ -44,6 +45,8 @@ from edgekit.errors import ConfigError
 from edgekit.profiles import TargetProfile
 from edgekit.runtime.install import opened_bundle
 from edgekit.runtime.mqtt import Topics, parse_broker_url
+from edgekit.runtime.profiling import ENV as PROFILE_ENV
+from edgekit.runtime.profiling import top_entries
 from edgekit.runtime.text import TextEngine
 
 __all__ = ["E2EConfig", "expected_windows", "run_e2e", "summarize_e2e"]
@@ -51,6 +54,13 @@ __all__ = ["E2EConfig", "expected_windows", "run_e2e", "summarize_e2e"]
 
 def _daemon_args(cfg: E2EConfig, profile: str) -> list[str]:
     args = ["--profile", profile, "--heartbeat-s", "3600", "--gap-factor", "0"]
+    if cfg.workers > 1:
+        args += ["--workers", str(cfg.workers)]
+    if cfg.report_qos is not None:
+        args += ["--report-qos", str(cfg.report_qos)]
+    if cfg.reports is not None:
+        args += ["--reports", cfg.reports]
+    args += cfg.daemon_args
     args += ["--tcp-nodelay" if cfg.nodelay else "--no-tcp-nodelay", "--mqtt-version", cfg.mqtt_version]
     if cfg.every_window:
         args.append("--threshold=-inf")
@@ -97,9 +107,11 @@ def run_e2e(cfg: E2EConfig, echo: Callable[[str], None] | None = None) -> dict[s
             pin(0, cfg.cpus[1])
         judge = Judge(window, hop, q, budget)
         rows = windows if text else windows.reshape(-1, windows.shape[-1])
-        results, arrays, rss, rc = _measure(cfg, bundle, profile, url, rows, rates, judge, text)
+        broker_pid = own.proc.pid if own is not None and own.proc is not None else cfg.broker_pid
+        watch = {"broker": broker_pid} if broker_pid else {}
+        results, arrays, extra = _measure(cfg, bundle, profile, url, rows, rates, judge, text, watch)
     e2e = summarize_e2e(results, q, budget, cfg.verdict_rate)
-    e2e.update(daemon_rss_mb=rss, daemon_exit_code=rc)
+    e2e.update(extra)
     report: dict[str, Any] = {
         **report_header("e2e", cfg.bundle, profile, q, budget, cfg.budget_ms, cfg.percentile),
         "method": {
@@ -113,7 +125,11 @@ def run_e2e(cfg: E2EConfig, echo: Callable[[str], None] | None = None) -> dict[s
             "streams": cfg.streams,
             "batch": cfg.batch,
             "readings_qos": cfg.qos,
-            "reports_qos": profile.daemon.qos,
+            "reports_qos": next(
+                (q for q in (cfg.report_qos, profile.daemon.report_qos) if q is not None), profile.daemon.qos
+            ),
+            "workers": cfg.workers,
+            "reports": cfg.reports or profile.daemon.reports,
             "tcp_nodelay": cfg.nodelay,
             "daemon_mqtt": cfg.mqtt_version,
             "window": window,
@@ -147,12 +163,17 @@ def _measure(
     rates: list[float],
     judge: Judge,
     text: bool = False,
-) -> tuple[list[dict[str, Any]], dict[str, dict[str, np.ndarray]], dict[str, float] | None, int | None]:
-    """The daemon's sweep, then the bare relay's at the rates the daemon reached; (rows, samples, rss, exit code)."""
+    watch: dict[str, int] | None = None,
+) -> tuple[list[dict[str, Any]], dict[str, dict[str, np.ndarray]], dict[str, Any]]:
+    """The daemon's sweep, then the bare relay's at the rates the daemon reached; (rows, samples, extras:
+    daemon_rss_mb (peak of the largest process), daemon_rss_per_process_mb, daemon_exit_code,
+    daemon_profile). `watch` names further processes (the broker) whose CPU use each rate records."""
     device = f"edgekit-bench-{uuid.uuid4().hex[:8]}"
+    prof = Path(tempfile.mkdtemp(prefix="edgekit-prof-")) / "daemon.prof" if cfg.profile_daemon else None
     topics = Topics(profile.mqtt, device)
     addr = parse_broker_url(url)
     traffic = Traffic(addr.host, addr.port, topics, rows, cfg.batch, cfg.qos, cfg.nodelay, cfg.cpus, text)
+    traffic.watch.update(watch or {})
     daemon = DaemonProcess(
         bundle,
         url,
@@ -160,12 +181,16 @@ def _measure(
         _daemon_args(cfg, cfg.profile or profile.name),
         status_topic=topics.status,
         log_path=Path(cfg.out) / "daemon.log" if cfg.out else None,
-        cpu=cfg.cpus[0] if cfg.cpus else None,
+        # workers spread over every core (not the bench CPU this process is pinned to, which they'd inherit)
+        cpu=(cfg.cpus[0] if cfg.workers <= 1 else set(range(os.cpu_count() or 1))) if cfg.cpus else None,
+        env={**os.environ, **(cfg.daemon_env or {}), **({PROFILE_ENV: str(prof)} if prof else {})},
     )
     results: list[dict[str, Any]] = []
     arrays: dict[str, dict[str, np.ndarray]] = {}
+    extra: dict[str, Any] = {}
     try:
         with daemon:
+            traffic.watch["daemon"] = daemon.pid
             if text:  # every message is reported, with the sender's ts echoed
                 traffic.start_subscriber(topics.classifications, "ts")
             else:
@@ -173,16 +198,25 @@ def _measure(
             d_rows, d_arr = sweep(traffic, cfg, "daemon", rates, judge)
             results += d_rows
             arrays.update(d_arr)
-            rss = rss_mb(daemon.pid)
+            per_proc = {str(p): rss_mb(p) for p in process_tree(daemon.pid)}
+            extra["daemon_rss_per_process_mb"] = {k: v for k, v in per_proc.items() if v}
+            extra["daemon_rss_mb"] = max(
+                extra["daemon_rss_per_process_mb"].values(), key=lambda v: v["peak"], default=None
+            )
+            traffic.watch.pop("daemon")
             traffic.stop_subscriber()
         if cfg.relay:
             out_topic = f"{topics.cmd}/bench-relay-out"
             traffic.start_relay(out_topic)
             traffic.start_subscriber(out_topic, "ts")
             relay_judge = Judge(1, 1, judge.q, judge.budget)
-            r_rows, r_arr = sweep(traffic, cfg, "relay", [r["rate"] for r in results], relay_judge)
+            relay_rates = rates if cfg.relay_all_rates else [r["rate"] for r in results]
+            r_rows, r_arr = sweep(traffic, cfg, "relay", relay_rates, relay_judge)
             results += r_rows
             arrays.update(r_arr)
     finally:
         traffic.close()
-    return results, arrays, rss, daemon.returncode
+    extra["daemon_exit_code"] = daemon.returncode
+    if prof is not None and prof.exists():
+        extra["daemon_profile"] = top_entries(str(prof), 15)
+    return results, arrays, extra

@@ -181,7 +181,7 @@ class DaemonProcess:
         status_topic: str | None = None,
         log_path: str | Path | None = None,
         env: dict[str, str] | None = None,
-        cpu: int | None = None,
+        cpu: int | set[int] | None = None,
         ready_timeout: float = READY_TIMEOUT_S,
         wait_online: bool = True,
     ) -> None:
@@ -290,10 +290,11 @@ class DaemonProcess:
         self.stop()
 
 
-def pin(pid: int, cpu: int | None) -> None:
-    """Pin a process (0: this one) to one CPU, when asked and the machine has it."""
-    if cpu is not None and hasattr(os, "sched_setaffinity") and (os.cpu_count() or 1) > cpu:
-        os.sched_setaffinity(pid, {cpu})
+def pin(pid: int, cpu: int | set[int] | None) -> None:
+    """Pin a process (0: this one) to one CPU (or a set of them), when asked and the machine has it."""
+    cpus = {cpu} if isinstance(cpu, int) else cpu
+    if cpus and hasattr(os, "sched_setaffinity") and (os.cpu_count() or 1) > max(cpus):
+        os.sched_setaffinity(pid, cpus)
 
 
 def rss_mb(pid: int) -> dict[str, float] | None:
@@ -304,3 +305,50 @@ def rss_mb(pid: int) -> dict[str, float] | None:
         return None
     f = dict(line.split(":", 1) for line in lines if ":" in line)
     return {"rss": int(f["VmRSS"].split()[0]) / 1024, "peak": int(f["VmHWM"].split()[0]) / 1024}
+
+
+def process_tree(pid: int) -> list[int]:
+    """`pid` and its descendants (Linux /proc; just [pid] elsewhere): a supervised daemon and its workers."""
+    out, todo = [], [pid]
+    while todo:
+        p = todo.pop()
+        out.append(p)
+        try:
+            kids = Path(f"/proc/{p}/task/{p}/children").read_text().split()
+        except OSError:
+            continue
+        todo += [int(k) for k in kids]
+    return out
+
+
+_TICK = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
+
+
+def cpu_seconds(pid: int, tree: bool = False) -> float:
+    """User + system CPU seconds of `pid` (with `tree`, and its live descendants) so far (Linux), or NaN."""
+    total = 0.0
+    for p in process_tree(pid) if tree else [pid]:
+        try:
+            # fields after the parenthesised command name; utime and stime are fields 14 and 15
+            f = Path(f"/proc/{p}/stat").read_text().rsplit(")", 1)[1].split()
+        except (OSError, IndexError):
+            continue
+        total += (int(f[11]) + int(f[12])) / _TICK
+    return total if total or Path(f"/proc/{pid}").exists() else float("nan")
+
+
+def reset_peak_rss(pid: int) -> bool:
+    """Reset VmHWM of `pid` and its descendants (Linux >= 4.0, `5 > clear_refs`), so the next read is a
+    peak since now; False where the kernel or permissions refuse."""
+    ok = True
+    for p in process_tree(pid):
+        try:
+            Path(f"/proc/{p}/clear_refs").write_text("5")
+        except OSError:
+            ok = False
+    return ok
+
+
+def peak_rss_per_process(pid: int) -> dict[int, float]:
+    """Peak RSS (VmHWM, MB) of `pid` and of each of its descendants."""
+    return {p: v["peak"] for p in process_tree(pid) if (v := rss_mb(p)) is not None}

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import logging
 import math
+import os
 import time
 import uuid
 from dataclasses import dataclass, field
@@ -16,6 +17,7 @@ from typing import Any
 import numpy as np
 
 import edgekit.bench.latency as latency
+from edgekit.bench.rig import cpu_seconds, peak_rss_per_process, reset_peak_rss
 from edgekit.bench.traffic import Traffic
 
 log = logging.getLogger(__name__)
@@ -38,6 +40,8 @@ class E2EConfig:
     budget_ms: float | None = None
     verdict_rate: float = 1000.0
     relay: bool = True
+    keep_going: bool = False  # go on past an unsustained rate (a hiccup on a shared machine ends no sweep)
+    relay_all_rates: bool = False  # sweep the relay over every rate, not only those the daemon reached
     every_window: bool = True  # --threshold=-inf; False: real threshold, latency of anomaly reports only
     nodelay: bool = True  # TCP_NODELAY on the daemon, relay and bench clients
     mqtt_version: str = "5"  # the daemon's MQTT version ("5" or "3.1.1")
@@ -46,6 +50,13 @@ class E2EConfig:
     out: str | None = None
     plots: bool = True
     cpus: tuple[int, int] | None = None  # (daemon/relay CPU, bench/subscriber CPU): pin them (2+ cores)
+    workers: int = 1  # `edgekit serve --workers N` (N > 1: the daemon is not pinned to one CPU)
+    broker_pid: int | None = None  # a broker process on this machine whose CPU use is recorded
+    report_qos: int | None = None  # --report-qos (None: the profile's)
+    reports: str | None = None  # --reports each|batch (None: the profile's)
+    daemon_args: list[str] = field(default_factory=list)  # more `edgekit serve` flags (--share-group G, ...)
+    daemon_env: dict[str, str] | None = None  # extra environment of the daemon (EDGEKIT_JSON=stdlib, ...)
+    profile_daemon: bool = False  # run the daemon under cProfile (slower) and report its top functions
 
 
 @dataclass
@@ -93,6 +104,9 @@ def _step(
     daemon = path == "daemon"
     before = traffic.counters() if daemon else None
     traffic.ask("reset")
+    pids = traffic.cpu_pids()
+    peak_reset = daemon and "daemon" in pids and reset_peak_rss(pids["daemon"])
+    cpu0, wall0 = {k: cpu_seconds(p, k == "daemon") for k, p in pids.items()}, time.perf_counter()
     sent, msgs, achieved = traffic.publish(rate, n_readings, streams)
     per_stream = _split(msgs, len(streams))
     expected = sum(expected_windows(n * cfg.batch, j.window, j.hop) for n in per_stream) if daemon else msgs
@@ -100,6 +114,12 @@ def _step(
     _drain(traffic, cfg, expected, before if count_scored else None)
     if count_scored:
         time.sleep(0.2)  # the reports of the last anomalies are on their way
+    wall = time.perf_counter() - wall0
+    # share of one core each process took while this rate was published and drained (100 = one core)
+    used = {k: cpu_seconds(p, k == "daemon") - cpu0[k] for k, p in pids.items()}
+    cpu = {k: round(100.0 * v / wall, 1) for k, v in used.items()}
+    # peak RSS of the daemon's busiest process during this rate (VmHWM reset when the rate began)
+    peak = max(peak_rss_per_process(pids["daemon"]).values(), default=None) if peak_reset else None
     _, arrival, lat = traffic.ask("collect")
     row: dict[str, Any] = {
         "path": path,
@@ -109,6 +129,11 @@ def _step(
         "achieved_per_s": achieved,
         "expected_reports": expected if (cfg.every_window or not daemon) else None,
         "received": len(lat),
+        "cpu_pct": cpu,
+        "daemon_peak_rss_mb": peak,
+        # CPU time per message: unlike latency, hardly moved by other load on a shared machine
+        "cpu_us_per_message": {k: round(1e6 * v / msgs, 2) for k, v in used.items()},
+        "load_avg": list(os.getloadavg()),
     }
     if before is not None:
         after = traffic.counters()
@@ -164,9 +189,9 @@ def sweep(
             row["received"],
             row["expected_reports"],
             row["achieved_per_s"],
-            "" if row["sustained"] else " -> not sustained, sweep stops",
+            "" if row["sustained"] else " -> not sustained" + ("" if cfg.keep_going else ", sweep stops"),
         )
-        if not row["sustained"]:
+        if not row["sustained"] and not cfg.keep_going:
             break
     return rows, arrays
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import multiprocessing as mp
+import os
 import time
 import uuid
 from typing import Any
@@ -20,9 +21,14 @@ from edgekit.errors import EdgekitError
 from edgekit.runtime.mqtt import Topics
 
 
-def _sent_ts(payload: bytes, key: str) -> float:
-    ts = json.loads(payload)[key]
-    return float(ts[-1] if isinstance(ts, list) else ts)
+def _sent_ts(payload: bytes, key: str) -> list[float]:
+    """The sent time of each report in a message (a list of them with `reports: batch`)."""
+    body = json.loads(payload)
+    out = []
+    for report in body if isinstance(body, list) else [body]:
+        ts = report[key]
+        out.append(float(ts[-1] if isinstance(ts, list) else ts))
+    return out
 
 
 def _subscriber(
@@ -39,8 +45,9 @@ def _subscriber(
             sent = _sent_ts(msg.payload, key)
         except (ValueError, KeyError, TypeError, IndexError):
             return
-        arrival.append(now)
-        lat.append((now - sent) * 1000.0)
+        for t in sent:
+            arrival.append(now)
+            lat.append((now - t) * 1000.0)
 
     c = mqtt_client(host, port, f"edgekit-bench-sub-{uuid.uuid4().hex[:8]}", nodelay)
     c.on_message = on_message
@@ -105,6 +112,9 @@ class Traffic:
         self.sub_proc: Any = None
         self.sub_conn: Any = None
         self.relay_proc: Any = None
+        # processes whose CPU use each rate records (name -> pid); the subscriber, relay and this
+        # publisher process are added by cpu_pids()
+        self.watch: dict[str, int] = {}
 
     def start_subscriber(self, topic: str, key: str) -> None:
         """Time every message on `topic` by its `key` field (a unix ts, or a list whose last one counts)."""
@@ -155,6 +165,14 @@ class Traffic:
             self.relay_proc.terminate()
             self.relay_proc.join(5)
             self.relay_proc = None
+
+    def cpu_pids(self) -> dict[str, int]:
+        """Every process of the measurement by role: publisher (this one), subscriber, relay and `watch`."""
+        pids = {"publisher": os.getpid(), **self.watch}
+        for name, proc in (("subscriber", self.sub_proc), ("relay", self.relay_proc)):
+            if proc is not None and proc.pid is not None:
+                pids[name] = proc.pid
+        return pids
 
     def ask(self, cmd: str) -> Any:
         """Ask the subscriber process: reset | count | collect."""

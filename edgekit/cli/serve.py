@@ -37,6 +37,12 @@ def _add_connection_flags(p: argparse.ArgumentParser) -> None:
         help="write the loaded model and each reload's outcome here (ROOT/health.json: deploy tools wait on it)",
     )
     p.add_argument(
+        "--workers",
+        type=int,
+        help="N > 1: N daemon processes under one supervisor, sharing the streams through the broker "
+        "(shared subscription for window-1 models, crc32 partitions otherwise); a dead one is restarted",
+    )
+    p.add_argument(
         "--metrics-port",
         type=int,
         help="serve Prometheus text on this port (127.0.0.1 unless --metrics-host)",
@@ -91,6 +97,17 @@ def register(sub: argparse._SubParsersAction) -> None:
         help="student/teacher cascade: as the bundle says (default, or the profile's daemon.cascade), off, "
         "local (the bundle's teacher on this device) or remote (escalations to `edgekit escalations serve`)",
     )
+    p.add_argument(
+        "--report-qos",
+        type=int,
+        choices=[0, 1, 2],
+        help="QoS of reports (default: the profile's daemon.report_qos)",
+    )
+    p.add_argument(
+        "--reports",
+        choices=["each", "batch"],
+        help="one message per report, or one per flush holding a JSON array of its reports",
+    )
     p.set_defaults(handler=run_serve)
 
     s = sub.add_parser("service", help="write a hardened systemd unit that runs `edgekit serve`")
@@ -107,6 +124,7 @@ def run_serve(args: argparse.Namespace) -> int:
     from edgekit.errors import ConfigError
     from edgekit.runtime.daemon import DaemonConfig, serve
     from edgekit.runtime.mqtt import ClientOptions
+    from edgekit.runtime.profiling import profile_threads
 
     password = args.password
     if args.password_file:
@@ -122,7 +140,12 @@ def run_serve(args: argparse.Namespace) -> int:
         protocol=5 if args.mqtt_version == "5" else 311,
     )
     cfg = options_from_args(DaemonConfig, args, client=client)
-    return serve(cfg)
+    if (args.workers or 1) > 1:
+        from edgekit.runtime.workers import serve_workers
+
+        return serve_workers(cfg, args.workers)
+    with profile_threads():  # no-op unless $EDGEKIT_PROFILE_OUT names a file
+        return serve(cfg)
 
 
 def run_service(args: argparse.Namespace) -> int:
@@ -138,6 +161,7 @@ def run_service(args: argparse.Namespace) -> int:
         "key_file",
         "metrics_port",
         "health_file",
+        "workers",
     ):
         if (value := getattr(args, flag)) is not None:
             extra += ["--" + flag.replace("_", "-"), str(value)]

@@ -26,6 +26,7 @@ import paho.mqtt.client as mqtt
 from edgekit.config import to_dict
 from edgekit.errors import ConfigError, EdgekitError
 from edgekit.profiles import TargetProfile, load_profile
+from edgekit.runtime import codec
 from edgekit.runtime.commands import CommandQueue, ReloadPolicy, check_share_group
 from edgekit.runtime.engine import Engine
 from edgekit.runtime.escalations import DeviceCascade
@@ -38,10 +39,12 @@ from edgekit.runtime.mqtt import (
     Topics,
     check_topic_level,
     default_client_id,
+    one_off_session,
     owns_stream,
     parse_partition,
 )
 from edgekit.runtime.reload import Reloader, load_engine
+from edgekit.runtime.reports import ReportPublisher, report_qos
 from edgekit.runtime.scoring import Scorer
 from edgekit.runtime.service import Notifier
 from edgekit.runtime.stats import (
@@ -84,6 +87,9 @@ class DaemonConfig:
     handle_signals: bool = True
     health_file: str | None = None  # rewritten after the first load and every reload (runtime.health)
     cascade: str | None = None  # bundle|off|local|remote: overrides profile.daemon.cascade (runtime.cascade)
+    report_qos: int | None = None  # overrides profile.daemon.report_qos
+    reports: str | None = None  # overrides profile.daemon.reports ("each" or "batch")
+    worker: int | None = None  # index under `serve --workers` (runtime.workers); None: a lone daemon
 
 
 class Daemon:
@@ -101,6 +107,8 @@ class Daemon:
         if cfg.share_group:
             check_topic_level(cfg.share_group, "share group")
         self.topics = Topics(self.profile.mqtt, cfg.device)
+        if cfg.worker is not None:  # serve --workers: the supervisor has the device's status topic
+            self.topics = self.topics.for_worker(cfg.worker)
         self.counters, self.latency = Counters(), LatencyHistogram()
         self.limiter = RateLimiter(cfg.error_interval_s)
         self.verified = cfg.pubkey is not None
@@ -140,6 +148,8 @@ class Daemon:
             keepalive_s=cfg.client.keepalive_s or d.keepalive_s,
             max_packet_bytes=cfg.client.max_packet_bytes or d.max_payload_bytes + PACKET_HEADROOM,
         )
+        if cfg.share_group and not cfg.client.client_id:
+            self.copts = one_off_session(self.copts)
         self.link = Link(
             self.copts,
             self.topics,
@@ -158,6 +168,10 @@ class Daemon:
             self.link.client,
             self.link.connected,
             self.link.subscribed,
+        )
+        self.report_qos = report_qos(cfg.report_qos, d)
+        self.reports = ReportPublisher(
+            self.client, self.topics, self.report_qos, cfg.reports or d.reports, self.counters, self.error
         )
 
     def _sensor_scorer(self, engine: Engine) -> Scorer:
@@ -206,15 +220,12 @@ class Daemon:
             self.error("internal_error", f"{type(exc).__name__}: {exc}")
 
     # -- Sink of the scorer (scoring thread); error() is called from both threads ------------------
-    def report(self, payload: str, anomaly: bool, stream: str) -> None:
-        if self.scorer.publish_scores:
-            self.client.publish(self.topics.scores, payload, qos=0)
-        if anomaly:
-            info = self.client.publish(self.topics.anomalies, payload, qos=self.profile.daemon.qos)
-            if info.rc == mqtt.MQTT_ERR_QUEUE_SIZE:
-                self.error("report_lost", "outgoing queue full while disconnected", stream)
-            else:
-                self.counters.reports += 1
+    def report(self, payload: bytes, anomaly: bool, stream: str) -> None:
+        self.reports.publish_scores = self.scorer.publish_scores
+        self.reports.report(payload, anomaly, stream)
+
+    def flushed(self) -> None:
+        self.reports.flushed()
 
     def classification(self, payload: str, stream: str) -> None:
         """Sink of the text scorer: every classified message is reported."""
@@ -364,11 +375,12 @@ class Daemon:
             f"window {e.window}, hop {e.hop}" if isinstance(e, Engine) else f"text, {len(e.labels)} labels"
         )
         log.info(
-            "serving %s (%s) as device %s, broker %s",
+            "serving %s (%s) as device %s, broker %s, JSON codec %s",
             e.manifest.model_id,
             shape,
             self.cfg.device,
             self.copts.url,
+            codec.name,
         )
         code = 0
         try:

@@ -6,26 +6,28 @@ benchmarkable on its own. Single-threaded: only the daemon's scoring thread call
 
 from __future__ import annotations
 
-import json
 import math
 import time
+from math import isfinite
 from typing import Protocol
 
 import numpy as np
 
+from edgekit.runtime import codec
 from edgekit.runtime.cascade import Decision, SensorCascade
 from edgekit.runtime.engine import Engine
 from edgekit.runtime.payloads import PayloadError, Schema, parse_payload
 from edgekit.runtime.stats import Counters, LatencyHistogram
 from edgekit.runtime.windows import GAP, StreamTable, StreamWindow, WindowBatch, WindowMeta
 
-_ENCODER = json.JSONEncoder()
+_BINARY = ("normal", "anomaly")  # labels of a one-label bundle's reports
+_FLOATS = ("score", "threshold", "probability")  # report fields that may hold NaN or inf
 # Batches above this size take the vectorized path in flush(); below it a plain loop is cheaper.
 _VECTOR_MIN = 16
 
 
 class Sink(Protocol):
-    def report(self, payload: str, anomaly: bool, stream: str) -> None:
+    def report(self, payload: bytes, anomaly: bool, stream: str) -> None:
         """Publish one window's report (anomalies always; every window when scores are published)."""
 
     def error(self, kind: str, detail: str, stream: str | None = None, n: int = 1) -> None:
@@ -174,6 +176,8 @@ class Scorer:
         self.counters.windows += n
         self.counters.anomalies += hits
         self.batch.clear()
+        if (done_flush := getattr(self.sink, "flushed", None)) is not None:
+            done_flush()  # the sink may publish this flush's reports as one message (reports: batch)
 
     def _report(
         self,
@@ -183,31 +187,30 @@ class Scorer:
         latency_ms: float,
         cls: tuple[int, float] | None = None,
         cascade: dict | None = None,  # answered_by, confidence (and the teacher's threshold) with a cascade
-    ) -> str:
-        m = self.engine.manifest
+    ) -> bytes:
+        m, thr = self.engine.manifest, self.threshold
         extra = {} if cls is None else {"class": m.labels[cls[0]], "probability": cls[1]}
-        return _ENCODER.encode(
-            {
-                "device": self.device,
-                "stream": w.stream,
-                "id": f"{w.stream}@{w.end_ts!r}",
-                "seq": w.seq,
-                "start_ts": w.start_ts,
-                "end_ts": w.end_ts,
-                "score": score,
-                "threshold": self.threshold,
-                "label": extra["class"]
-                if extra
-                else (m.labels if len(m.labels) > 1 else ["normal", "anomaly"])[hit],
-                "anomaly": hit,
-                "model_id": m.model_id,
-                "model_version": m.model_version,
-                "variant": self.engine.variant,
-                "latency_ms": latency_ms,
-                **extra,
-                **(cascade or {}),
-            }
-        )
+        body = {
+            "device": self.device,
+            "stream": w.stream,
+            "id": f"{w.stream}@{w.end_ts!r}",
+            "seq": w.seq,
+            "start_ts": w.start_ts,
+            "end_ts": w.end_ts,
+            "score": score,
+            "threshold": thr,
+            "label": extra["class"] if extra else (m.labels if len(m.labels) > 1 else _BINARY)[hit],
+            "anomaly": hit,
+            "model_id": m.model_id,
+            "model_version": m.model_version,
+            "variant": self.engine.variant,
+            "latency_ms": latency_ms,
+            **extra,
+            **(cascade or {}),
+        }
+        # orjson when installed (runtime.codec), NaN/-Infinity (threshold -inf in benchmarks) written as before
+        odd = tuple(k for k in _FLOATS if k in body and not isfinite(body[k]))
+        return codec.dumps_flat(body, odd)
 
     def swap(self, engine: Engine) -> bool:
         """Score staged windows with the old model, then adopt `engine`. True when buffers were reset."""

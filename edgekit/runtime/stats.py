@@ -285,3 +285,51 @@ def start_metrics_server(host: str, port: int, render: Callable[[], str]) -> Thr
     server.daemon_threads = True
     threading.Thread(target=server.serve_forever, name="edgekit-metrics", daemon=True).start()
     return server
+
+
+def _sum_counters(counters: list[dict]) -> dict:
+    out: dict = {}
+    for c in counters:
+        for key, value in c.items():
+            if isinstance(value, dict):
+                into = out.setdefault(key, {})
+                for kind, n in value.items():
+                    into[kind] = into.get(kind, 0) + n
+            else:
+                out[key] = out.get(key, 0) + value
+    return out
+
+
+def aggregate_snapshots(device: str, snaps: list[dict], uptime_s: float) -> dict:
+    """One heartbeat body for the workers of `serve --workers`, same keys as a lone daemon's.
+
+    Counters, queue depths and unacked reports add up; latency count, mean and max are exact; percentiles
+    cannot be added, so each is the worst worker's (an upper bound; every worker's own is in its heartbeat).
+    """
+    first = snaps[0] if snaps else {}
+    lats = [s["latency_ms"] for s in snaps if s.get("latency_ms", {}).get("count")]
+    n = sum(lat["count"] for lat in lats)
+    latency: dict = {"count": n}
+    for q in ("p50", "p90", "p99", "p99.9", "max"):
+        values = [lat[q] for lat in lats if lat.get(q) is not None]
+        latency[q] = max(values) if values else None
+    latency["mean"] = sum(lat["mean"] * lat["count"] for lat in lats) / n if n else None
+    out = {
+        "device": device,
+        "ts": time.time(),
+        "uptime_s": round(uptime_s, 3),
+        **{
+            k: first.get(k)
+            for k in ("model_id", "model_version", "variant", "provider", "bundle", "verified")
+        },
+        "threshold": first.get("threshold"),
+        "connected": bool(snaps) and all(s.get("connected") for s in snaps),
+        "counters": _sum_counters([s["counters"] for s in snaps]),
+        "latency_ms": latency,
+        "last_reload_error": next(
+            (s["last_reload_error"] for s in snaps if s.get("last_reload_error")), None
+        ),
+    }
+    for key in ("queue_depth", "queue_bytes", "streams", "unacked"):
+        out[key] = sum(s.get(key, 0) for s in snaps)
+    return out
