@@ -13,6 +13,7 @@ from typing import Protocol
 
 import numpy as np
 
+from edgekit.runtime.drift import DriftMonitor
 from edgekit.runtime.engine import Engine
 from edgekit.runtime.payloads import PayloadError, Schema, parse_payload
 from edgekit.runtime.stats import Counters, LatencyHistogram
@@ -47,6 +48,7 @@ class Scorer:
         publish_scores: bool = False,
         max_clock_skew_s: float = math.inf,
         stream_idle_s: float = math.inf,
+        drift: DriftMonitor | None = None,
     ) -> None:
         self.sink, self.counters, self.latency = sink, counters, latency
         self.device = device
@@ -60,6 +62,7 @@ class Scorer:
             engine.window, engine.hop, engine.channels, gap_factor, max_streams, stream_idle_s, self._evicted
         )
         self.batch = WindowBatch(max_batch, engine.window, engine.channels)
+        self.drift = drift  # replaced by the daemon when a reload brings other reference statistics
 
     @property
     def threshold(self) -> float:
@@ -118,12 +121,16 @@ class Scorer:
                 if batch.full:
                     self.flush()
         self.counters.readings += accepted
+        if self.drift is not None and accepted:  # every finite reading, once per message (vectorised)
+            self.drift.observe(stream, vals if accepted == len(ts) else vals[np.isfinite(vals).all(axis=1)])
         for kind, n in bad.items():
             self.sink.error(kind, f"{n} reading(s) of one message", stream, n)
 
     def _evicted(self, sw: StreamWindow) -> None:
         # An event, not a refusal; counted with the error kinds so heartbeat and metrics carry it.
         idle = self.streams.idle_s
+        if self.drift is not None:
+            self.drift.forget(sw.name)
         self.sink.error("stream_evicted", f"idle > {idle:g} s, made room for a new stream", sw.name)
 
     def flush(self) -> None:
@@ -168,6 +175,8 @@ class Scorer:
         self.counters.windows += n
         self.counters.anomalies += hits
         self.batch.clear()
+        if self.drift is not None:  # after the reports: score drift delays no report
+            self.drift.observe_scores(scores)
 
     def _report(
         self, w: WindowMeta, score: float, hit: bool, latency_ms: float, cls: tuple[int, float] | None = None
