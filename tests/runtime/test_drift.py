@@ -220,5 +220,5 @@ def test_manifest_reference_is_optional_and_checked(sensor_bundle):
         Manifest.from_bytes(json.dumps(bad).encode(), "bad")
     renamed = json.loads(m.to_json())
     renamed["reference"]["channels"][0]["name"] = "nope"
-    with pytest.raises(BundleError, match="window.channels"):
+    with pytest.raises(BundleError, match=r"window\.channels"):
         Manifest.from_bytes(json.dumps(renamed).encode(), "renamed")
