@@ -10,13 +10,14 @@ same way for the device as a whole (windows of every stream, fed from the scorer
 Flags, published as JSON alerts `{"kind", "stream", "channel", "value", "threshold", "ts"}`, at most one per
 `alert_interval_s` per (kind, stream, channel):
 - drift: PSI > psi_threshold at `consecutive` evaluations in a row (value: the PSI);
-- stuck: a channel held one value over the whole window (zero variance) while the training distribution
+- stuck: a channel held one value for the last `window_readings` readings (zero variance) while the training distribution
   makes such a window implausible (value: the stuck value);
 - out_of_range: a reading beyond the training min/max by `range_margin` x the training range, checked
   at once on every reading (value: the reading, threshold: the bound it crossed).
 
-Cost per message: one broadcast comparison against the padded edge table, one counts update, a min/max
-and a range test (a few microseconds); PSI only every `evaluate_every` readings. Memory: at most
+Cost per message: for a single reading, one bisect, one count and one range test per channel in plain
+Python (cheaper than numpy's per-call overhead for a few channels); for a batch, one broadcast comparison
+against the padded edge table and one bincount. PSI only every `evaluate_every` readings. Memory: at most
 `max_streams` + 1 rings (streams beyond the cap share one pooled per-device ring named "*").
 """
 
@@ -26,6 +27,7 @@ import json
 import logging
 import math
 import time
+from bisect import bisect_right
 from collections.abc import Callable, Iterable
 
 import numpy as np
@@ -43,6 +45,9 @@ KINDS = ("drift", "stuck", "out_of_range")
 # a constant window is flagged only when the training data make it less likely than this (a channel that is
 # nearly always 0 in training may legitimately sit at 0 for a whole window)
 STUCK_PLAUSIBILITY = 1e-9
+# a single reading of at most this many channels takes the plain-Python path (numpy's per-call overhead
+# dominates there); batches and wider readings are vectorised
+SCALAR_MAX_CHANNELS = 32
 
 
 def psi(observed: np.ndarray, expected: np.ndarray, eps: float = EPS) -> np.ndarray:
@@ -69,22 +74,36 @@ class Bins:
         for c, h in enumerate(hs):
             self.edges[c, : len(h.edges)] = h.edges
             self.expected[c, : len(h.fractions)] = h.fractions
+        # (edges, 1, channels): index() reduces over the outer axis, several times faster than the inner one
+        self._edges_t = np.ascontiguousarray(self.edges.T[:, None, :])
         self.offsets = np.arange(len(hs)) * self.nbins
         self.size = len(hs) * self.nbins
+        # the same, as plain lists for Window.add_one (unpadded edges: bisect_right == searchsorted "right")
+        self.edge_lists = [[float(e) for e in h.edges] for h in hs]
+        self.offset_list = self.offsets.tolist()
 
     def index(self, vals: np.ndarray) -> np.ndarray:
         """Flat bin indices (n, channels) of readings (n, channels): what searchsorted(side="right") gives."""
-        return (vals[:, :, None] >= self.edges).sum(axis=2) + self.offsets
+        return (vals >= self._edges_t).sum(axis=0) + self.offsets
 
 
 class Window:
-    """Bin counts and per-channel min/max of the last `blocks` x `block` items, in a ring of blocks."""
+    """Bin counts of the last `blocks` x `block` readings in a ring of blocks, and how long each channel has
+    held its latest value (for the stuck check).
+
+    Two ways in, counting alike: `add_one` for a single reading of few channels (a plain Python loop with
+    bisect is several times cheaper than numpy's per-call overhead there) and `add_many` (vectorised).
+    """
 
     def __init__(self, bins: Bins, blocks: int, block: int) -> None:
         self.bins, self.blocks, self.block = bins, blocks, block
         self.counts = np.zeros((blocks, bins.size), np.int64)
-        self.lo = np.full((blocks, bins.channels), np.inf)
-        self.hi = np.full((blocks, bins.channels), -np.inf)
+        self.pending = [
+            0
+        ] * bins.size  # add_one's counts of the current block, moved into `counts` at its end
+        self.last = [math.nan] * bins.channels  # each channel's latest value
+        self.since = [0] * bins.channels  # readings seen before that value began
+        self.seen = 0
         self.slot = 0
         self.in_slot = 0
         self.filled = 0  # completed blocks, up to `blocks`
@@ -95,41 +114,58 @@ class Window:
     def full(self) -> bool:
         return self.filled == self.blocks
 
-    def add(self, vals: np.ndarray) -> bool:
-        """Count readings (n, channels); True when that completed the current block (time to slide)."""
-        idx = self.bins.index(vals)
-        s = self.slot
-        if len(vals) == 1:  # the common single-reading message: one index per channel, all distinct
-            self.counts[s, idx[0]] += 1
-            np.minimum(self.lo[s], vals[0], out=self.lo[s])
-            np.maximum(self.hi[s], vals[0], out=self.hi[s])
-        else:
-            self.counts[s] += np.bincount(idx.ravel(), minlength=self.bins.size)
-            np.minimum(self.lo[s], vals.min(axis=0), out=self.lo[s])
-            np.maximum(self.hi[s], vals.max(axis=0), out=self.hi[s])
+    def add_one(self, row: list[float]) -> bool:
+        """One reading; True when it completed the current block (time to evaluate and slide)."""
+        pending, last, since, n = self.pending, self.last, self.since, self.seen
+        for c, (v, edges, off) in enumerate(
+            zip(row, self.bins.edge_lists, self.bins.offset_list, strict=True)
+        ):
+            pending[off + bisect_right(edges, v)] += 1
+            if v != last[c]:
+                last[c] = v
+                since[c] = n
+        self.seen = n + 1
+        self.in_slot += 1
+        return self._block_done()
+
+    def add_many(self, vals: np.ndarray) -> bool:
+        """Readings (n, channels); True when they completed the current block."""
+        n = len(vals)
+        self.counts[self.slot] += np.bincount(self.bins.index(vals).ravel(), minlength=self.bins.size)
+        changed = np.vstack([vals[:1] != np.asarray(self.last), vals[1:] != vals[:-1]])
+        began = n - 1 - changed[::-1].argmax(axis=0)  # the row where each channel's last value began
+        self.since = np.where(changed.any(axis=0), self.seen + began, self.since).tolist()
+        self.last = vals[-1].tolist()
+        self.seen += n
         # a message's readings stay together, so a block can end up to one message longer than `block`
-        self.in_slot += len(vals)
+        self.in_slot += n
+        return self._block_done()
+
+    def _block_done(self) -> bool:
         if self.in_slot < self.block:
             return False
+        self.counts[self.slot] += self.pending
+        self.pending = [0] * self.bins.size
         self.filled = min(self.filled + 1, self.blocks)
         return True
+
+    def total(self) -> np.ndarray:
+        """Flat counts of every reading the window holds now (the current block's included)."""
+        return self.counts.sum(axis=0) + self.pending
 
     def fractions(self) -> np.ndarray:
         """(channels, nbins) fraction of the window's readings in each bin."""
         counts = self.counts.sum(axis=0).reshape(self.bins.channels, self.bins.nbins)
         return counts / np.maximum(counts.sum(axis=1, keepdims=True), 1)
 
-    def constant(self) -> np.ndarray:
-        """Per channel: the one value it held over the whole window, NaN where it varied."""
-        lo, hi = self.lo.min(axis=0), self.hi.max(axis=0)
-        return np.where(lo == hi, lo, np.nan)
+    def held(self, readings: int) -> list[int]:
+        """Channels that kept one value over (at least) the last `readings` readings."""
+        return [c for c, since in enumerate(self.since) if self.seen - since >= readings]
 
     def slide(self) -> None:
         """Start the next block, forgetting the oldest one."""
         self.slot = (self.slot + 1) % self.blocks
         self.counts[self.slot] = 0
-        self.lo[self.slot] = np.inf
-        self.hi[self.slot] = -np.inf
         self.in_slot = 0
 
 
@@ -149,6 +185,7 @@ class DriftMonitor:
         margin = np.array([settings.range_margin * (c.max - c.min) for c in reference.channels])
         self.low = np.array([c.min for c in reference.channels]) - margin
         self.high = np.array([c.max for c in reference.channels]) + margin
+        self.bounds = list(zip(self.low.tolist(), self.high.tolist(), strict=True))
         self.blocks = settings.window_readings // settings.evaluate_every
         self.score_bins = Bins([reference.score]) if reference.score is not None else None
         self.score = self._window(self.score_bins) if self.score_bins is not None else None
@@ -178,14 +215,19 @@ class DriftMonitor:
     def observe(self, stream: str, vals: np.ndarray) -> None:
         """Readings (n, channels) of one message of `stream`, raw and finite."""
         name, w = self.route.get(stream) or self._route(stream)
-        row = vals[0] if len(vals) == 1 else None
-        if row is not None:
-            outside = (row < self.low) | (row > self.high)
+        if len(vals) == 1 and self.bins.channels <= SCALAR_MAX_CHANNELS:
+            row = vals[0].tolist()
+            outside = [
+                c for c, (v, (lo, hi)) in enumerate(zip(row, self.bounds, strict=True)) if not lo <= v <= hi
+            ]
+            done = w.add_one(row)
         else:
-            outside = (vals.min(axis=0) < self.low) | (vals.max(axis=0) > self.high)
-        if outside.any():
-            self._out_of_range(stream, vals, np.flatnonzero(outside))
-        if w.add(vals):
+            bad = (vals.min(axis=0) < self.low) | (vals.max(axis=0) > self.high)
+            outside = np.flatnonzero(bad).tolist()
+            done = w.add_many(vals)
+        if outside:
+            self._out_of_range(stream, vals, outside)
+        if done:
             if w.full:
                 self._evaluate(name, w)
             w.slide()
@@ -199,7 +241,7 @@ class DriftMonitor:
         s = s[np.isfinite(s)].reshape(-1, 1)
         if len(s) == 0:
             return
-        if w.add(s):
+        if w.add_many(s):
             if w.full:
                 self._drift(POOLED, w, psi(w.fractions(), w.bins.expected), [SCORE])
             w.slide()
@@ -214,10 +256,9 @@ class DriftMonitor:
     def _evaluate(self, stream: str, w: Window) -> None:
         self.evaluations += 1
         self._drift(stream, w, psi(w.fractions(), self.bins.expected), self.names)
-        held = w.constant()
-        for c in np.flatnonzero(~np.isnan(held)):
-            value = float(held[c])
-            b = int(np.searchsorted(self.bins.edges[c], value, side="right"))
+        for c in w.held(self.cfg.window_readings):
+            value = float(w.last[c])
+            b = bisect_right(self.bins.edge_lists[c], value)
             # the training fraction of the value's bin bounds the chance of a constant window of it
             if self.bins.expected[c, b] ** self.cfg.window_readings < STUCK_PLAUSIBILITY:
                 self._alert("stuck", stream, self.names[c], value, 0.0)
@@ -229,8 +270,8 @@ class DriftMonitor:
         for c in np.flatnonzero(w.consecutive >= self.cfg.consecutive):
             self._alert("drift", stream, names[c], float(values[c]), self.cfg.psi_threshold)
 
-    def _out_of_range(self, stream: str, vals: np.ndarray, channels: np.ndarray) -> None:
-        for c in channels.tolist():
+    def _out_of_range(self, stream: str, vals: np.ndarray, channels: list[int]) -> None:
+        for c in channels:
             col = vals[:, c]
             low, high = float(self.low[c]), float(self.high[c])
             value, bound = (float(col.min()), low) if col.min() < low else (float(col.max()), high)

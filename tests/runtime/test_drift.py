@@ -88,12 +88,12 @@ def test_window_slides_and_forgets(ref, shuttle_rows):
     feed(mon, "s", x[:200])
     w = mon.windows["s"]
     # one bin per channel per reading; evaluated at 200, then the oldest block made room for the next
-    assert w.counts.sum() == 150 * 9
+    assert w.total().sum() == 150 * 9
     feed(mon, "s", shifted[200:400])
     assert mon.summary()["psi"]["f1"] > 1.0
     feed(mon, "s", x[400:600])
     assert mon.summary()["psi"]["f1"] < 0.25
-    assert w.counts.sum() == 150 * 9  # bounded: never more than one window
+    assert w.total().sum() == 150 * 9  # bounded: never more than one window
 
 
 def test_offset_alerts_drift_after_consecutive_evaluations(ref, shuttle_rows):
@@ -154,7 +154,7 @@ def test_streams_beyond_the_cap_share_one_pooled_window(ref, shuttle_rows):
     for i in range(5):
         feed(mon, f"s{i}", x[:60])
     assert sorted(mon.windows) == [POOLED, "s0", "s1"]
-    assert mon.windows[POOLED].counts.sum() == 3 * 60 * 9
+    assert mon.windows[POOLED].total().sum() == 3 * 60 * 9
     mon.forget("s0")  # an evicted stream frees its slot
     feed(mon, "s9", x[:1])
     assert "s9" in mon.windows and "s0" not in mon.windows
@@ -167,14 +167,21 @@ def test_streams_beyond_the_cap_share_one_pooled_window(ref, shuttle_rows):
 
 
 def test_batch_messages_count_every_reading(ref, shuttle_rows):
+    """The single-reading path (plain Python) and the batch path (numpy) count, track and flag alike."""
     x, _ = shuttle_rows
-    one, _ = monitor(ref)
-    many, _ = monitor(ref)
-    feed(one, "s", x[:230])
-    for i in range(0, 230, 10):
-        many.observe("s", x[i : i + 10].astype(np.float64))
-    assert np.array_equal(one.windows["s"].counts.sum(0), many.windows["s"].counts.sum(0))
+    rows = x[:430].astype(np.float64).copy()
+    rows[200:, 4] = rows[200, 4]  # f5 stuck from reading 200: held for 230 readings >= the window (200)
+    one, out_one = monitor(ref, range_margin=100.0)
+    many, out_many = monitor(ref, range_margin=100.0)
+    feed(one, "s", rows)
+    for i in range(0, 430, 10):
+        many.observe("s", rows[i : i + 10])
+    a, b = one.windows["s"], many.windows["s"]
+    assert np.array_equal(a.total(), b.total())
+    assert (a.since, a.last, a.seen) == (b.since, b.last, b.seen) and a.held(200) == [4]
     assert one.summary()["psi"] == pytest.approx(many.summary()["psi"])
+    strip = lambda out: [{k: v for k, v in al.items() if k != "ts"} for al in alerts(out)]  # noqa: E731
+    assert strip(out_one) == strip(out_many) and "stuck" in {al["kind"] for al in alerts(out_one)}
 
 
 def test_score_drift_is_watched_per_device(ref):
