@@ -34,7 +34,6 @@ import numpy as np
 
 from edgekit.bundle.manifest import Histogram, Manifest, Reference
 from edgekit.profiles import Drift
-from edgekit.runtime.stats import RateLimiter
 
 log = logging.getLogger(__name__)
 
@@ -109,6 +108,8 @@ class Window:
         self.filled = 0  # completed blocks, up to `blocks`
         self.consecutive = np.zeros(bins.channels, np.int64)
         self.psi = np.full(bins.channels, np.nan)  # at the last evaluation
+        # (kind, stream, channel) -> monotonic time of its last alert; kept here so it goes with the window
+        self.alerted: dict[tuple[str, str, str], float] = {}
 
     @property
     def full(self) -> bool:
@@ -192,7 +193,6 @@ class DriftMonitor:
         self.windows: dict[str, Window] = {}  # the streams with their own histograms (and POOLED)
         # every stream seen -> (the name its alerts carry, its window): its own, or the pooled one
         self.route: dict[str, tuple[str, Window]] = {}
-        self.limiter = RateLimiter(settings.alert_interval_s)
         self.alerts = dict.fromkeys(KINDS, 0)
         self.suppressed = 0
         self.evaluations = 0
@@ -226,7 +226,7 @@ class DriftMonitor:
             outside = np.flatnonzero(bad).tolist()
             done = w.add_many(vals)
         if outside:
-            self._out_of_range(stream, vals, outside)
+            self._out_of_range(w, stream, vals, outside)
         if done:
             if w.full:
                 self._evaluate(name, w)
@@ -237,20 +237,29 @@ class DriftMonitor:
         w = self.score
         if w is None or len(scores) == 0:
             return
-        s = np.asarray(scores, np.float64)
-        s = s[np.isfinite(s)].reshape(-1, 1)
-        if len(s) == 0:
-            return
-        if w.add_many(s):
+        if len(scores) == 1:  # one window per drain, the usual case at moderate rates: the scalar path
+            v = float(scores[0])
+            if not math.isfinite(v):
+                return
+            done = w.add_one([v])
+        else:
+            s = np.asarray(scores, np.float64)
+            s = s[np.isfinite(s)].reshape(-1, 1)
+            if len(s) == 0:
+                return
+            done = w.add_many(s)
+        if done:
             if w.full:
                 self._drift(POOLED, w, psi(w.fractions(), w.bins.expected), [SCORE])
             w.slide()
 
     def forget(self, stream: str) -> None:
         """Drop a stream the scorer evicted (its own ring frees a slot for a new stream)."""
-        name, _ = self.route.pop(stream, (None, None))
+        name, w = self.route.pop(stream, (None, None))
         if name == stream:
             del self.windows[stream]
+        elif w is not None:  # pooled: only its alert times go
+            w.alerted = {k: t for k, t in w.alerted.items() if k[1] != stream}
 
     # -- evaluation (every evaluate_every readings of a stream) -------------------------------------
     def _evaluate(self, stream: str, w: Window) -> None:
@@ -261,27 +270,28 @@ class DriftMonitor:
             b = bisect_right(self.bins.edge_lists[c], value)
             # the training fraction of the value's bin bounds the chance of a constant window of it
             if self.bins.expected[c, b] ** self.cfg.window_readings < STUCK_PLAUSIBILITY:
-                self._alert("stuck", stream, self.names[c], value, 0.0)
+                self._alert(w, "stuck", stream, self.names[c], value, 0.0)
 
     def _drift(self, stream: str, w: Window, values: np.ndarray, names: list[str]) -> None:
         w.psi = values
         over = values > self.cfg.psi_threshold
         w.consecutive = np.where(over, w.consecutive + 1, 0)
         for c in np.flatnonzero(w.consecutive >= self.cfg.consecutive):
-            self._alert("drift", stream, names[c], float(values[c]), self.cfg.psi_threshold)
+            self._alert(w, "drift", stream, names[c], float(values[c]), self.cfg.psi_threshold)
 
-    def _out_of_range(self, stream: str, vals: np.ndarray, channels: list[int]) -> None:
+    def _out_of_range(self, w: Window, stream: str, vals: np.ndarray, channels: list[int]) -> None:
         for c in channels:
             col = vals[:, c]
             low, high = float(self.low[c]), float(self.high[c])
             value, bound = (float(col.min()), low) if col.min() < low else (float(col.max()), high)
-            self._alert("out_of_range", stream, self.names[c], value, bound)
+            self._alert(w, "out_of_range", stream, self.names[c], value, bound)
 
-    def _alert(self, kind: str, stream: str, channel: str, value: float, threshold: float) -> None:
-        ok, _ = self.limiter.allow(f"{kind}\0{stream}\0{channel}")
-        if not ok:
+    def _alert(self, w: Window, kind: str, stream: str, channel: str, value: float, threshold: float) -> None:
+        now, key = time.monotonic(), (kind, stream, channel)
+        if now - w.alerted.get(key, -math.inf) < self.cfg.alert_interval_s:
             self.suppressed += 1
             return
+        w.alerted[key] = now
         self.alerts[kind] += 1
         body = {"kind": kind, "stream": stream, "channel": channel, "value": value, "threshold": threshold}
         body["ts"] = self.clock()

@@ -158,6 +158,13 @@ def test_streams_beyond_the_cap_share_one_pooled_window(ref, shuttle_rows):
     mon.forget("s0")  # an evicted stream frees its slot
     feed(mon, "s9", x[:1])
     assert "s9" in mon.windows and "s0" not in mon.windows
+    hot = x[:1].astype(np.float64).copy()
+    hot[0, 2] = 1e6
+    mon.observe("s3", hot)  # pooled: its alert times live in the pooled window, and go when it is forgotten
+    assert ("out_of_range", "s3", "f3") in mon.windows[POOLED].alerted
+    mon.forget("s3")
+    assert not any(k[1] == "s3" for k in mon.windows[POOLED].alerted)
+    out.clear()
     stuck = x[:200].astype(np.float64).copy()
     stuck[:, 4] = stuck[0, 4]
     mon2, out2 = monitor(ref, max_streams=0, range_margin=100.0)
@@ -193,6 +200,11 @@ def test_score_drift_is_watched_per_device(ref):
     (a,) = alerts(out, "drift")
     assert (a["stream"], a["channel"]) == (POOLED, "score")
     assert mon.summary()["score_psi"] > 2.0
+    one, out_one = monitor(ref)  # one window per flush: the scalar path, same result
+    for _ in range(5 * 64):
+        one.observe_scores(np.array([lo / 2]))
+    assert [json.loads(x)["channel"] for x in out_one] == ["score"]
+    assert one.summary()["score_psi"] == pytest.approx(mon.summary()["score_psi"])
 
 
 def test_monitor_off_without_reference_or_when_disabled(sensor_bundle):
