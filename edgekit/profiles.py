@@ -142,6 +142,8 @@ class MQTTTopics:
     # cascade: escalated windows out (a teacher service subscribes to all devices with {device} -> +);
     # its answers come back on `<escalations>/answers`
     escalations: str = setting("edgekit/{device}/escalations", test=topic_template("device", level="device"))
+    # drift, stuck-sensor and out-of-range alerts (edgekit.runtime.drift)
+    alerts: str = setting("edgekit/{device}/alerts", test=topic_template("device"))
 
 
 @dataclass
@@ -176,6 +178,33 @@ class Daemon:
 
 
 @dataclass
+class Drift:
+    """Drift monitoring on the device (edgekit.runtime.drift), for bundles that carry reference statistics."""
+
+    enabled: bool = True
+    # population stability index above which a channel (or the score) counts as drifted; 0.25 is the
+    # customary "significant shift" mark
+    psi_threshold: float = setting(0.25, gt=0, le=100)
+    consecutive: int = setting(3, ge=1, le=10_000)  # evaluations in a row over the threshold before an alert
+    window_readings: int = setting(1000, ge=10, le=10_000_000)  # the sliding window, per stream
+    # the window slides by this many readings (a multiple of the window); PSI is evaluated at each slide
+    evaluate_every: int = setting(100, ge=1, le=10_000_000)
+    # out of range: beyond the training min/max by this fraction of the training range
+    range_margin: float = setting(0.1, ge=0, le=1000)
+    alert_interval_s: float = setting(60.0, ge=0, le=7 * 86400)  # at most one alert per kind/stream/channel
+    # streams with their own histograms; further streams share one pooled per-device histogram ("*")
+    max_streams: int = setting(64, ge=0, le=100_000)
+
+    def __post_init__(self) -> None:
+        blocks, rest = divmod(self.window_readings, self.evaluate_every)
+        if rest or not 1 <= blocks <= 1000:
+            raise ValueError(
+                f"window_readings ({self.window_readings}) must be 1 to 1000 times evaluate_every "
+                f"({self.evaluate_every})"
+            )
+
+
+@dataclass
 class TargetProfile:
     name: str = setting(test=_non_empty)
     description: str = ""
@@ -193,6 +222,7 @@ class TargetProfile:
     gate: Gate = field(default_factory=Gate)
     mqtt: MQTTTopics = field(default_factory=MQTTTopics)
     daemon: Daemon = field(default_factory=Daemon)
+    drift: Drift = field(default_factory=Drift)
 
     @property
     def provider_names(self) -> list[str]:

@@ -6,7 +6,9 @@ Device side: imports only the standard library, numpy-free. Training code import
 from __future__ import annotations
 
 import hashlib
+import itertools
 import json
+import math
 import os
 import re
 from dataclasses import dataclass, field, replace
@@ -110,6 +112,66 @@ class Cascade:
 
 
 @dataclass
+class Histogram:
+    """A reference distribution: interior bin edges, strictly increasing, and the fraction of the reference
+    data in each bin: (-inf, edges[0]), [edges[0], edges[1]), ..., [edges[-1], inf).
+
+    The edges are quantiles (deciles) of the reference data; ties (a value held by many readings) merge
+    quantiles, so the bins are stored with their real fractions rather than assumed equal.
+    """
+
+    edges: list[float]
+    fractions: list[float]
+
+    def check(self, where: str) -> None:
+        e, f = self.edges, self.fractions
+        if len(f) != len(e) + 1 or any(b <= a for a, b in itertools.pairwise(e)) or any(x < 0 for x in f):
+            raise BundleError(
+                f"{where}: {len(e)} strictly increasing edges need {len(e) + 1} fractions >= 0 (got {len(f)})"
+            )
+        if not math.isclose(sum(f), 1.0, abs_tol=1e-6) or not all(map(math.isfinite, e)):
+            raise BundleError(f"{where}: finite edges and fractions summing to 1 expected")
+
+
+@dataclass
+class ChannelReference:
+    """One input channel in training, in raw (un-normalised) units: what the daemon's readings are."""
+
+    name: str
+    min: float
+    max: float
+    mean: float
+    std: float
+    bins: Histogram
+
+
+@dataclass
+class Reference:
+    """Reference statistics from the training run for drift monitoring on the device (runtime.drift).
+
+    `channels` follow window.channels; `score` is the distribution of the model's score on validation
+    windows (None when the bundle's kind has no one score). `readings`/`windows` say how much data is behind them.
+    """
+
+    channels: list[ChannelReference]
+    score: Histogram | None = None
+    readings: int = 0
+    windows: int = 0
+    source: str = ""
+
+    def check(self, where: str, channels: list[str] | None) -> None:
+        names = [c.name for c in self.channels]
+        if channels is not None and names != channels:
+            raise BundleError(f"{where}: reference.channels {names} differ from window.channels {channels}")
+        for c in self.channels:
+            c.bins.check(f"{where}: reference channel {c.name!r}")
+            if not (c.min <= c.max and all(map(math.isfinite, (c.min, c.max, c.mean, c.std)))):
+                raise BundleError(f"{where}: reference channel {c.name!r} needs finite min <= max, mean, std")
+        if self.score is not None:
+            self.score.check(f"{where}: reference score")
+
+
+@dataclass
 class Manifest:
     model_id: str
     model_version: str
@@ -135,6 +197,8 @@ class Manifest:
     # reader that knows nothing of variants loads that one.
     variants: list[Variant] = field(default_factory=list)
     cascade: Cascade | None = None
+    # training statistics for drift monitoring; None: the device does not watch drift (older bundles)
+    reference: Reference | None = None
 
     def to_json(self) -> str:
         data = to_dict(self)
@@ -142,6 +206,8 @@ class Manifest:
             del data["variants"]
         if self.cascade is None:
             del data["cascade"]
+        if self.reference is None:
+            del data["reference"]
         return json.dumps(data, indent=2, sort_keys=True)
 
     def save(self, bundle_dir: str | Path) -> Path:
@@ -177,6 +243,8 @@ class Manifest:
         except ConfigError as exc:
             raise BundleError(str(exc)) from None
         manifest.check_names(where)
+        if manifest.reference is not None:
+            manifest.reference.check(where, manifest.window.channels if manifest.window else None)
         names = [v.name for v in manifest.variants]
         if len(set(names)) != len(names):
             raise BundleError(f"{where}: variant names repeat ({', '.join(names)})")

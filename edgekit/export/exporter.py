@@ -22,7 +22,7 @@ import numpy as np
 
 from edgekit import __version__
 from edgekit.bench.machine import cpu_model
-from edgekit.bundle.manifest import Manifest
+from edgekit.bundle.manifest import Manifest, Reference
 from edgekit.export.gate import GateModel, QualityMetric
 from edgekit.profiles import TargetProfile
 from edgekit.run import RunFolder
@@ -125,6 +125,10 @@ class ModelExporter(ABC):
     @abstractmethod
     def golden(self, bundle: Path, manifest: Manifest) -> dict[str, np.ndarray]:
         """Golden arrays for the device self-test: the model's inputs and the bundle's `outputs` on them."""
+
+    def reference(self, bundle: Path, manifest: Manifest) -> Reference | None:
+        """Training statistics for drift monitoring on the device (None: the kind has none)."""
+        return None
 
     def extra_metrics(self) -> dict[str, Any]:
         """Kind-specific entries for manifest.metrics."""

@@ -115,6 +115,7 @@ def export_model(exporter: ModelExporter, out: Path, key: str | Path | None = No
         manifest.quantization = default.quantization
         if len(variants) > 1:
             manifest.variants = variants
+        manifest.reference = exporter.reference(bundle, manifest)
         report = exporter.run.report()
         manifest.metrics = {
             "teacher": report.get("teacher"),

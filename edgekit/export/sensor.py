@@ -13,11 +13,12 @@ from typing import Any
 
 import numpy as np
 
-from edgekit.bundle.manifest import InputSpec, Manifest, Normalization, OutputSpec, WindowSpec
+from edgekit.bundle.manifest import InputSpec, Manifest, Normalization, OutputSpec, Reference, WindowSpec
 from edgekit.export.exporter import ExportOptions, ModelExporter
 from edgekit.export.gate import GateModel, Quality, QualityMetric
 from edgekit.export.onnx import EXPORTER, export_torch, torch_outputs
 from edgekit.export.package import golden_indices
+from edgekit.export.reference import sensor_reference
 from edgekit.metrics import best_f1_threshold, far_threshold, model_metrics
 from edgekit.profiles import TargetProfile
 from edgekit.run import WINDOWS_FILE, RunFolder, SensorRun
@@ -128,6 +129,13 @@ class SensorExporter(ModelExporter):
         idx = golden_indices(self.info.anomaly_labels(self.windows.test_y), len(self.windows.test_x))
         inputs = self.windows.test_x[idx].astype(np.float32)
         return {"inputs": inputs, "outputs": engine.infer(engine.preprocess(inputs))}
+
+    def reference(self, bundle: Path, manifest: Manifest) -> Reference:
+        """Channels from the run's training sample (windows.npz calib_x, raw units); the default variant's
+        score on the validation windows."""
+        val_scores = batched_scores(Engine(bundle, self.profile, manifest), self.windows.val_x)
+        source = "channels: training windows (windows.npz calib_x); score: validation windows"
+        return sensor_reference(self.windows.calib_x, list(self.info.channels), val_scores, source)
 
     @property
     def provenance_files(self) -> list[Path]:

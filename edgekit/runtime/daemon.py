@@ -28,6 +28,7 @@ from edgekit.errors import ConfigError, EdgekitError
 from edgekit.profiles import TargetProfile, load_profile
 from edgekit.runtime import codec
 from edgekit.runtime.commands import CommandQueue, ReloadPolicy, check_share_group
+from edgekit.runtime.drift import DriftMonitor, monitor_for
 from edgekit.runtime.engine import Engine
 from edgekit.runtime.escalations import DeviceCascade
 from edgekit.runtime.health import Health, write_health
@@ -189,7 +190,14 @@ class Daemon:
             publish_scores=d.publish_scores if cfg.publish_scores is None else cfg.publish_scores,
             max_clock_skew_s=d.max_clock_skew_s,
             stream_idle_s=d.stream_idle_s,
+            drift=self._drift(engine),
         )
+
+    def _drift(self, engine: Engine) -> DriftMonitor | None:
+        """The bundle's drift monitor (None: profile drift.enabled off, or no reference statistics); its
+        alerts are rate-limited by the monitor itself."""
+        publish = lambda body: self.client.publish(self.topics.alerts, body, qos=1)  # noqa: E731
+        return monitor_for(engine.manifest, self.profile.drift, publish)
 
     @property
     def engine(self) -> Engine | TextEngine:
@@ -297,6 +305,8 @@ class Daemon:
         if self.scorer.swap(engine):
             log.warning("the new model's window or channels differ: stream buffers were reset")
         self.scorer.cascade = self.cascade.runner(engine, teacher)
+        if isinstance(self.scorer, Scorer) and isinstance(engine, Engine):  # the new reference, if any
+            self.scorer.drift = self._drift(engine)
         self.last_reload_error = None
         self.counters.reloads += 1
         self.client.publish(self.topics.status, self._status("online", "reloaded"), qos=1, retain=True)
@@ -333,6 +343,7 @@ class Daemon:
             verified=self.verified,
             last_reload_error=self.last_reload_error,
             cascade=self.cascade.state(self.scorer.cascade, self.counters.windows),
+            drift=self.scorer.drift.summary() if getattr(self.scorer, "drift", None) else None,
         )
 
     def pending_publishes(self) -> int:

@@ -48,11 +48,13 @@ def snapshot(
     verified: bool,
     last_reload_error: str | None,
     cascade: dict | None = None,
+    drift: dict | None = None,
 ) -> dict:
-    """Heartbeat body: counters, latency since start, model, queue and connection state."""
+    """Heartbeat body: counters, latency since start, model, queue and connection state (and the drift
+    monitor's current PSI values, when it runs)."""
     m = engine.manifest
     lat = {k: (None if isinstance(v, float) and math.isnan(v) else v) for k, v in latency.summary().items()}
-    return {
+    body = {
         "device": device,
         "ts": time.time(),
         "uptime_s": round(time.monotonic() - started, 3),
@@ -74,6 +76,9 @@ def snapshot(
         # runtime.cascade.cascade_state: mode, escalations, fallbacks, escalation rate, teacher latency
         "cascade": cascade,
     }
+    if drift is not None:
+        body["drift"] = drift
+    return body
 
 
 class HeartbeatClock:

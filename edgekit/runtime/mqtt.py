@@ -113,6 +113,7 @@ class Topics:
         self.errors = templates.errors.format(**fill)
         self.heartbeat = templates.heartbeat.format(**fill)
         self.cmd = templates.cmd.format(**fill)
+        self.alerts = templates.alerts.format(**fill)
         self.sensors = StreamTopics(templates.sensors, device, "sensors")
         self.text = StreamTopics(templates.text, device, "text")
         self.sensors_filter = self.sensors.filter

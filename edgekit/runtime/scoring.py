@@ -15,6 +15,7 @@ import numpy as np
 
 from edgekit.runtime import codec
 from edgekit.runtime.cascade import Decision, SensorCascade
+from edgekit.runtime.drift import DriftMonitor
 from edgekit.runtime.engine import Engine
 from edgekit.runtime.payloads import PayloadError, Schema, parse_payload
 from edgekit.runtime.stats import Counters, LatencyHistogram
@@ -50,6 +51,7 @@ class Scorer:
         publish_scores: bool = False,
         max_clock_skew_s: float = math.inf,
         stream_idle_s: float = math.inf,
+        drift: DriftMonitor | None = None,
     ) -> None:
         self.sink, self.counters, self.latency = sink, counters, latency
         self.device = device
@@ -64,6 +66,7 @@ class Scorer:
         )
         self.batch = WindowBatch(max_batch, engine.window, engine.channels)
         self.cascade: SensorCascade | None = None  # set by the daemon for a bundle with a cascade rule
+        self.drift = drift  # replaced by the daemon when a reload brings other reference statistics
 
     @property
     def threshold(self) -> float:
@@ -122,12 +125,16 @@ class Scorer:
                 if batch.full:
                     self.flush()
         self.counters.readings += accepted
+        if self.drift is not None and accepted:  # every finite reading, once per message (vectorised)
+            self.drift.observe(stream, vals if accepted == len(ts) else vals[np.isfinite(vals).all(axis=1)])
         for kind, n in bad.items():
             self.sink.error(kind, f"{n} reading(s) of one message", stream, n)
 
     def _evicted(self, sw: StreamWindow) -> None:
         # An event, not a refusal; counted with the error kinds so heartbeat and metrics carry it.
         idle = self.streams.idle_s
+        if self.drift is not None:
+            self.drift.forget(sw.name)
         self.sink.error("stream_evicted", f"idle > {idle:g} s, made room for a new stream", sw.name)
 
     def flush(self) -> None:
@@ -178,6 +185,8 @@ class Scorer:
         self.batch.clear()
         if (done_flush := getattr(self.sink, "flushed", None)) is not None:
             done_flush()  # the sink may publish this flush's reports as one message (reports: batch)
+        if self.drift is not None:  # after the reports: score drift delays no report
+            self.drift.observe_scores(scores)
 
     def _report(
         self,

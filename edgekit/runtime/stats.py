@@ -240,11 +240,32 @@ class _Snapshot:
                 gauge = GaugeMetricFamily(f"edgekit_cascade_{key}", f"cascade {key}", labels=["device"])
                 gauge.add_metric(dev, value)
                 yield gauge
+        if drift := snap.get("drift"):
+            yield from _drift_metrics(drift, dev)
         connected = GaugeMetricFamily(
             "edgekit_connected", "1 while connected to the broker", labels=["device"]
         )
         connected.add_metric(dev, int(snap["connected"]))
         yield connected
+
+
+def _drift_metrics(drift: dict, dev: list[str]) -> Iterator[Metric]:
+    """PSI gauges labelled by channel only (the worst stream's value): cardinality = channels + 1."""
+    gauge = GaugeMetricFamily(
+        "edgekit_drift_psi",
+        "population stability index vs training over the sliding window (worst stream; channel=score: model score)",
+        labels=["device", "channel"],
+    )
+    for channel, value in [*drift["psi"].items(), ("score", drift["score_psi"])]:
+        if value is not None:  # before the first full window there is no value
+            gauge.add_metric([*dev, channel], value)
+    yield gauge
+    alerts = CounterMetricFamily(
+        "edgekit_drift_alerts", "drift, stuck and out_of_range alerts published", labels=["device", "kind"]
+    )
+    for kind, n in drift["alerts"].items():
+        alerts.add_metric([*dev, kind], n)
+    yield alerts
 
 
 def prometheus_text(snapshot: dict, device: str, latency: LatencyHistogram | None = None) -> str:
