@@ -12,7 +12,9 @@ import torch
 
 from edgekit import __version__
 from edgekit.data.ts_format import published_accuracies
+from edgekit.distill.cascade import distill_rule
 from edgekit.distill.config import DistillConfig, write_config
+from edgekit.distill.escalation import rule_line
 from edgekit.distill.label_free import train_label_free
 from edgekit.distill.prepare import Prepared, prepare, tensor
 from edgekit.distill.prepare_series import is_series_dataset, prepare_series
@@ -149,7 +151,8 @@ def distill(cfg: DistillConfig) -> dict[str, Any]:
     out = Path(cfg.out)
     out.mkdir(parents=True, exist_ok=True)
     report = _evaluate(p, cfg, res, out)
-    table = render_table(report)
+    rule, report["cascade"] = distill_rule(p, cfg, res)
+    table = render_table(report) + ("" if rule is None else "\n" + rule_line(rule, report["cascade"]["test"]))
     write_report(out, report, table, f"{report['dataset']} ({p.mode})")
     _write_windows(p, cfg.seed, out)
     run = SensorRun(
@@ -168,6 +171,7 @@ def distill(cfg: DistillConfig) -> dict[str, Any]:
             name: ArchSpec(**spec.to_dict()) for name, (_m, spec) in res["models"].items() if spec is not None
         },
         seed=cfg.seed,
+        cascade=rule,
     )
     write_run(out, run)
     # the windowing and mode this run resolved, so repeating it does not depend on today's defaults
