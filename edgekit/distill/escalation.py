@@ -134,12 +134,7 @@ class Split:
         return "macro_f1" if len(self.labels) > 2 else "f1"
 
     def decisions(self, m: ModelOutputs) -> np.ndarray:
-        """Class index per window: the top class (K > 2), else the anomaly decision at the model's threshold."""
-        if m.probs is not None and len(self.labels) > 2:
-            return m.probs.argmax(axis=1)
-        anomalous = m.score >= m.threshold
-        normal = 0 if self.normal is None else self.normal
-        return np.where(anomalous, 1 - normal, normal) if len(self.labels) == 2 else anomalous.astype(int)
+        return class_decisions(m, self.labels, self.normal)
 
     def quality(self, pred: np.ndarray) -> float | None:
         if self.y is None:
@@ -153,6 +148,22 @@ class Split:
         if self.y is None or self.normal is None:
             return None
         return prf(self.y != self.normal, pred != self.normal)["recall"]
+
+
+def class_decisions(m: ModelOutputs, labels: list[str], normal: int | None) -> np.ndarray:
+    """Class index per window: the top class (K > 2), else the anomaly decision at the model's threshold."""
+    if m.probs is not None and len(labels) > 2:
+        return m.probs.argmax(axis=1)
+    anomalous = m.score >= m.threshold
+    normal = 0 if normal is None else normal
+    return np.where(anomalous, 1 - normal, normal)
+
+
+def softmax(logits: np.ndarray) -> np.ndarray:
+    """Class probabilities from logits [N, K], computed stably (what the device's softmax gives)."""
+    z = np.asarray(logits, np.float64) - np.max(logits, axis=1, keepdims=True)
+    e = np.exp(z)
+    return e / e.sum(axis=1, keepdims=True)
 
 
 def severe_indices(labels: list[str], severe: list[str]) -> list[int]:
