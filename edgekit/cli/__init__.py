@@ -23,7 +23,18 @@ TRAINING_MODULES = ("torch", "transformers", "optimum", "onnx", "onnxscript")
 T = TypeVar("T")
 
 # One module per pipeline stage; each defines register(subparsers).
-COMMAND_MODULES = ["distill", "profiles", "demo", "export", "bench", "serve", "mender", "flash", "device"]
+COMMAND_MODULES = [
+    "distill",
+    "profiles",
+    "demo",
+    "export",
+    "evaluate",
+    "bench",
+    "serve",
+    "mender",
+    "flash",
+    "device",
+]
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -30,7 +30,7 @@ from edgekit.profiles import TargetProfile, load_profile
 from edgekit.run import load_run
 from edgekit.runtime.engine import self_test
 
-__all__ = ["EXPORTERS", "ExportOptions", "export_model", "export_run", "variant_files"]
+__all__ = ["EXPORTERS", "ExportOptions", "convert_fp32", "export_model", "export_run", "variant_files"]
 
 log = logging.getLogger(__name__)
 
@@ -73,7 +73,7 @@ def variant_files(mode: str, default: str, stem: str = "model") -> tuple[str, st
 
 
 @dataclass
-class _Shared:
+class Shared:
     """What every variant's export reuses: the FP32 graph, its parity and the gate's FP32 reference."""
 
     fp32: Path
@@ -95,8 +95,9 @@ def _new_manifest(exporter: ModelExporter) -> Manifest:
     )
 
 
-def _convert(exporter: ModelExporter, root: Path, bundle: Path) -> _Shared:
-    """FP32 ONNX under `root`, parity vs torch (GateError when off), and the gate's FP32 reference."""
+def convert_fp32(exporter: ModelExporter, root: Path, bundle: Path) -> Shared:
+    """FP32 ONNX under `root`, parity vs torch (GateError when off), and the gate's FP32 reference: a
+    bundle-shaped folder `root/fp32` (model.onnx + manifest, the run's threshold) that engines load."""
     work, ref_dir = root / "work", root / "fp32"
     for d in (work, ref_dir):
         d.mkdir(parents=True)
@@ -110,7 +111,7 @@ def _convert(exporter: ModelExporter, root: Path, bundle: Path) -> _Shared:
     # the FP32 reference as a bundle-shaped folder, so both models are scored through the same code path
     shutil.copyfile(fp32, ref_dir / manifest.model_file)
     manifest.save(ref_dir)
-    return _Shared(fp32, bundle, torch_out, fp32_parity, exporter.gate_model(ref_dir, manifest), manifest)
+    return Shared(fp32, bundle, torch_out, fp32_parity, exporter.gate_model(ref_dir, manifest), manifest)
 
 
 def export_model(exporter: ModelExporter, out: Path, key: str | Path | None = None) -> Path:
@@ -125,7 +126,7 @@ def export_model(exporter: ModelExporter, out: Path, key: str | Path | None = No
     with staging(out, opts.overwrite) as tmp:
         bundle = tmp / "bundle"
         bundle.mkdir()
-        shared = _convert(exporter, tmp / "student", bundle)
+        shared = convert_fp32(exporter, tmp / "student", bundle)
         manifest = shared.base
         variants = [_export_variant(exporter, shared, mode, modes) for mode in modes]
 
@@ -178,7 +179,7 @@ def export_model(exporter: ModelExporter, out: Path, key: str | Path | None = No
 
 
 def _export_variant(
-    exporter: ModelExporter, shared: _Shared, mode: str, modes: list[str], stem: str = "model"
+    exporter: ModelExporter, shared: Shared, mode: str, modes: list[str], stem: str = "model"
 ) -> Variant:
     """Convert, check and gate one variant, and write its golden pairs into the staged bundle."""
     prof, bundle = exporter.profile, shared.bundle
@@ -231,7 +232,7 @@ def _export_teacher(
     teacher = exporter.for_model("teacher")
     where = bundle if exporter.options.cascade == "local" else tmp / "remote-teacher"
     where.mkdir(exist_ok=True)
-    shared = _convert(teacher, tmp / "teacher", where)
+    shared = convert_fp32(teacher, tmp / "teacher", where)
     v = _export_variant(teacher, shared, mode, [mode], stem="teacher")
     view = replace(
         shared.base,
