@@ -128,9 +128,11 @@ def evaluate_cascade(
     profile: TargetProfile | str = "x86-gateway",
     latency_windows: int = 500,
     seed: int = 0,
+    target: EscalationTarget | None = None,
 ) -> CascadeEvaluation:
     """Evaluate the student / teacher cascade of RUN_DIR on its test split; write out/cascade.json and (with
-    matplotlib) out/cascade.png. The chosen point is the run's rule (`edgekit distill`), else a rate of 0.1."""
+    matplotlib) out/cascade.png. The chosen point is the rule for `target` chosen on validation (the ONNX
+    models' outputs), else the run's rule (`edgekit distill`), else the rule for a rate of 0.1."""
     from edgekit.bench.cascade_plot import plot_cascade
     from edgekit.export.exporter import ExportOptions
     from edgekit.export.pipeline import EXPORTERS, convert_fp32
@@ -150,7 +152,8 @@ def evaluate_cascade(
         student, teacher = models
         val = student_exp.cascade_split(student, teacher, "val")
         test = student_exp.cascade_split(student, teacher, "test")
-        rule: Cascade = student_exp.run_rule() or choose_rule(val, EscalationTarget())
+        rule = student_exp.run_rule() if target is None else None
+        rule = rule or choose_rule(val, target or EscalationTarget())
         n = len(test.student.score)
         rng = np.random.default_rng(seed)
         sample = np.sort(rng.choice(n, min(n, latency_windows), replace=False))

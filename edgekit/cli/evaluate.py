@@ -29,13 +29,34 @@ def register(sub: argparse._SubParsersAction) -> None:
         default=500,
         help="test windows timed one at a time through both models (default 500)",
     )
+    p.add_argument(
+        "--escalate-rate",
+        type=float,
+        help="mark the rule chosen on validation for this escalation rate (default: the run's rule)",
+    )
+    p.add_argument(
+        "--escalate-for-quality",
+        type=float,
+        metavar="FRACTION",
+        help="mark the rule chosen on validation for this share of the teacher's quality",
+    )
+    p.add_argument(
+        "--severe-class", action="append", dest="severe_classes", metavar="NAME", help="with the two above"
+    )
     p.set_defaults(handler=run)
 
 
 def run(args: argparse.Namespace) -> int:
     from edgekit.bench.cascade import CASCADE_FILE, evaluate_cascade
+    from edgekit.distill.escalation import EscalationTarget
 
-    r = evaluate_cascade(args.cascade, args.out, args.profile, args.latency_windows)
+    given = (args.escalate_rate, args.escalate_for_quality, args.severe_classes)
+    target = (
+        EscalationTarget(args.escalate_rate, args.escalate_for_quality, args.severe_classes or [])
+        if any(v is not None for v in given)
+        else None
+    )
+    r = evaluate_cascade(args.cascade, args.out, args.profile, args.latency_windows, target=target)
     metric = "macro-F1" if r.metric == "macro_f1" else "F1"
 
     def line(name: str, p) -> str:
