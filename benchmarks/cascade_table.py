@@ -21,8 +21,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _results import write_section
 
 from edgekit.bench.cascade import CascadeEvaluation, CascadePoint, evaluate_cascade
-from edgekit.distill.escalation import EscalationTarget
 from edgekit.distill.pipeline import DistillConfig, distill
+from edgekit.escalation import EscalationTarget
 from edgekit.run import load_run
 
 QUALITY_SHARE, MAX_RATE, MAX_SLOWDOWN = 0.99, 0.10, 1.5

@@ -21,7 +21,8 @@ from typing import Any
 import numpy as np
 
 from edgekit.bundle.manifest import Cascade, Manifest
-from edgekit.distill.escalation import (
+from edgekit.errors import ConfigError
+from edgekit.escalation import (
     EscalationTarget,
     Split,
     cascade_point,
@@ -31,7 +32,6 @@ from edgekit.distill.escalation import (
     student_confidence,
     threshold_for_rate,
 )
-from edgekit.errors import ConfigError
 from edgekit.profiles import TargetProfile, load_profile
 from edgekit.run import load_run
 

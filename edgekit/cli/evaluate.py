@@ -48,7 +48,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from edgekit.bench.cascade import CASCADE_FILE, evaluate_cascade
-    from edgekit.distill.escalation import EscalationTarget
+    from edgekit.escalation import EscalationTarget
 
     given = (args.escalate_rate, args.escalate_for_quality, args.severe_classes)
     target = (

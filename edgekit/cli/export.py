@@ -149,7 +149,7 @@ def run_export(args: argparse.Namespace) -> int:
     overrides = (args.escalate_rate, args.escalate_for_quality, args.severe_classes)
     escalation = None
     if any(v is not None for v in overrides):
-        from edgekit.distill.escalation import EscalationTarget
+        from edgekit.escalation import EscalationTarget
 
         escalation = EscalationTarget(
             args.escalate_rate, args.escalate_for_quality, args.severe_classes or []
@@ -174,7 +174,7 @@ def run_export(args: argparse.Namespace) -> int:
             f"latency gate: {vg['latency_gate']}"
         )
     if m.cascade is not None:
-        from edgekit.distill.escalation import rule_line
+        from edgekit.escalation import rule_line
 
         where = f"teacher {m.cascade.teacher.model_file} in the bundle" if m.cascade.teacher else "rule only"
         print(f"  cascade {m.cascade.mode} ({where}): {rule_line(m.cascade, m.metrics['cascade']['test'])}")

@@ -1,5 +1,5 @@
 """The cascade rule at distill time: the trained student's and teacher's validation outputs -> `choose_rule`
-(edgekit.distill.escalation) -> run.json `cascade` and report.json `cascade` (validation and test figures).
+(edgekit.escalation) -> run.json `cascade` and report.json `cascade` (validation and test figures).
 
 `edgekit export --cascade` re-chooses the rule with the same function on the exported models' outputs."""
 
@@ -12,8 +12,8 @@ import numpy as np
 
 from edgekit.bundle.manifest import Cascade
 from edgekit.distill.config import DistillConfig
-from edgekit.distill.escalation import EscalationTarget, ModelOutputs, Split, choose_rule, evaluate_rule
 from edgekit.distill.prepare import Prepared
+from edgekit.escalation import EscalationTarget, ModelOutputs, Split, choose_rule, evaluate_rule
 
 log = logging.getLogger(__name__)
 

@@ -14,13 +14,13 @@ from edgekit import __version__
 from edgekit.data.ts_format import published_accuracies
 from edgekit.distill.cascade import distill_rule
 from edgekit.distill.config import DistillConfig, write_config
-from edgekit.distill.escalation import rule_line
 from edgekit.distill.label_free import train_label_free
 from edgekit.distill.prepare import Prepared, prepare, tensor
 from edgekit.distill.prepare_series import is_series_dataset, prepare_series
 from edgekit.distill.report import render_table, torch_latency_ms, write_report
 from edgekit.distill.supervised import train_supervised
 from edgekit.distill.train import set_seed
+from edgekit.escalation import rule_line
 from edgekit.metrics import agreement, classification_metrics, model_metrics
 from edgekit.models.registry import count_params
 from edgekit.run import ArchSpec, Normalization, RunWindows, SensorRun, save_windows, write_run

@@ -1,5 +1,5 @@
 """The cascade's part of an export: the escalation rule re-chosen on the exported student's and teacher's
-validation outputs (`edgekit.distill.escalation.choose_rule`, the target recorded by `edgekit distill` unless
+validation outputs (`edgekit.escalation.choose_rule`, the target recorded by `edgekit distill` unless
 export overrides it), its test figures, and the severe-class recall gate (gate.max_severe_recall_drop).
 
 The teacher itself goes through the export skeleton (`edgekit.export.pipeline`) like the student."""
@@ -11,7 +11,8 @@ from pathlib import Path
 from typing import Any
 
 from edgekit.bundle.manifest import Cascade, Manifest
-from edgekit.distill.escalation import (
+from edgekit.errors import GateError
+from edgekit.escalation import (
     EscalationTarget,
     choose_rule,
     class_decisions,
@@ -19,7 +20,6 @@ from edgekit.distill.escalation import (
     rule_line,
     severe_indices,
 )
-from edgekit.errors import GateError
 from edgekit.export.exporter import ModelExporter
 from edgekit.export.gate import refuse, severe_recall_gate
 from edgekit.metrics import classification_metrics

@@ -23,8 +23,8 @@ import numpy as np
 from edgekit import __version__
 from edgekit.bench.machine import cpu_model
 from edgekit.bundle.manifest import Cascade, Manifest
-from edgekit.distill.escalation import EscalationTarget, ModelOutputs, Split
 from edgekit.errors import ConfigError
+from edgekit.escalation import EscalationTarget, ModelOutputs, Split
 from edgekit.export.gate import GateModel, QualityMetric
 from edgekit.profiles import TargetProfile
 from edgekit.run import RunFolder

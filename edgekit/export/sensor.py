@@ -14,7 +14,7 @@ from typing import Any, Literal
 import numpy as np
 
 from edgekit.bundle.manifest import Cascade, InputSpec, Manifest, Normalization, OutputSpec, WindowSpec
-from edgekit.distill.escalation import ModelOutputs, softmax
+from edgekit.escalation import ModelOutputs, softmax
 from edgekit.export.exporter import ExportOptions, ModelExporter
 from edgekit.export.gate import GateModel, Quality, QualityMetric
 from edgekit.export.onnx import EXPORTER, export_torch, torch_outputs

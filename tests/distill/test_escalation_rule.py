@@ -1,4 +1,4 @@
-"""The cascade rule chosen on validation (edgekit.distill.escalation): known values on synthetic outputs
+"""The cascade rule chosen on validation (edgekit.escalation): known values on synthetic outputs
 (synthetic: constructed arrays, not data), and the rule a real distillation records in its run."""
 
 from __future__ import annotations
@@ -8,7 +8,8 @@ import json
 import numpy as np
 import pytest
 
-from edgekit.distill.escalation import (
+from edgekit.errors import ConfigError
+from edgekit.escalation import (
     EscalationTarget,
     ModelOutputs,
     Split,
@@ -16,7 +17,6 @@ from edgekit.distill.escalation import (
     escalation_mask,
     student_confidence,
 )
-from edgekit.errors import ConfigError
 
 LABELS = ["normal", "a", "b", "c"]
 

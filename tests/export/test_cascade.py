@@ -10,8 +10,8 @@ import pytest
 
 from edgekit.bundle.manifest import Manifest
 from edgekit.bundle.signing import verify_bundle
-from edgekit.distill.escalation import EscalationTarget
 from edgekit.errors import BundleError, ConfigError, GateError
+from edgekit.escalation import EscalationTarget
 from edgekit.export.pipeline import ExportOptions, export_run
 from edgekit.runtime.engine import Engine, self_test
 
