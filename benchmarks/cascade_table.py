@@ -7,7 +7,7 @@ Distils the dataset (today's `edgekit distill` recipe; --run reuses a RUN_DIR), 
 (the library behind `edgekit evaluate --cascade`) for two rules chosen on validation: a 10% escalation
 rate, and the fewest escalations reaching 99% of the teacher's validation quality. Figures are on the test
 split; latency per window is batch 1 through onnxruntime (FP32 ONNX of both models, the profile's
-settings), measured in the same run. Writes the "cascade" section of benchmarks/RESULTS.md.
+settings), measured in the same run. Writes the "cascade-DATASET" section of benchmarks/RESULTS.md.
 """
 
 from __future__ import annotations
@@ -113,7 +113,7 @@ def main() -> None:
     )
     body = "\n".join(lines)
     print("\n" + body)
-    write_section("cascade", "Cascade: student first, teacher for the hard cases", body)
+    write_section(f"cascade-{dataset}", f"Cascade on {dataset}: student first, teacher for the hard cases", body)
 
 
 if __name__ == "__main__":

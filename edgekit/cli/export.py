@@ -211,6 +211,9 @@ def run_verify(args: argparse.Namespace) -> int:
     for name in m.variant_names():
         self_test(args.bundle, m.for_variant(name), profile)
     tests = f"golden self-tests of {len(m.variants)} variants" if m.variants else "golden self-test"
+    if m.cascade is not None and m.cascade.teacher is not None:
+        self_test(args.bundle, m.for_cascade_teacher(), profile)
+        tests += " (and the cascade teacher's)"
     print(
         f"OK {args.bundle}: {m.model_id} {m.model_version} ({m.kind}, profile {m.profile}); signature, {len(m.files)} file hashes and {tests} pass"
     )

@@ -60,6 +60,22 @@ def test_local_cascade_bundle_carries_the_teacher_and_verifies(local_bundle, key
     assert m.metrics["severe_recall_gate"]["status"] == "not checked"
 
 
+def test_verify_self_tests_the_teacher_too(local_bundle, keypair, tmp_path, capsys, resign):
+    from edgekit.cli import main
+
+    assert main(["verify", str(local_bundle), "--pubkey", str(keypair[1])]) == 0
+    assert "(and the cascade teacher's)" in capsys.readouterr().out
+    # a teacher whose golden outputs no longer match, in a properly re-signed bundle: verify refuses it
+    copy = tmp_path / "bundle"
+    shutil.copytree(local_bundle, copy)
+    with np.load(copy / "teacher.golden.npz") as g:
+        golden = {k: g[k] for k in g.files}
+    np.savez(copy / "teacher.golden.npz", inputs=golden["inputs"], outputs=golden["outputs"] + 1.0)
+    resign(copy, keypair[0])
+    assert main(["verify", str(copy), "--pubkey", str(keypair[1])]) != 0
+    assert "self-test failed" in capsys.readouterr().err
+
+
 @pytest.mark.parametrize("name", ["teacher.onnx", "teacher.golden.npz"])
 def test_tampered_teacher_is_refused(local_bundle, keypair, tmp_path, name):
     copy = tmp_path / "bundle"
