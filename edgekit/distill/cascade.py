@@ -13,13 +13,26 @@ import numpy as np
 from edgekit.bundle.manifest import Cascade
 from edgekit.distill.config import DistillConfig
 from edgekit.distill.prepare import Prepared
-from edgekit.escalation import EscalationTarget, ModelOutputs, Split, choose_rule, evaluate_rule
+from edgekit.errors import ConfigError
+from edgekit.escalation import (
+    EscalationTarget,
+    ModelOutputs,
+    Split,
+    choose_rule,
+    evaluate_rule,
+    severe_indices,
+)
 
 log = logging.getLogger(__name__)
 
 
-def target_of(cfg: DistillConfig) -> EscalationTarget:
-    return EscalationTarget(cfg.escalate_rate, cfg.escalate_for_quality, list(cfg.severe_classes or []))
+def check_target(p: Prepared, cfg: DistillConfig) -> EscalationTarget:
+    """The run's escalation target, checked against its classes before any training (ConfigError)."""
+    target = EscalationTarget(cfg.escalate_rate, cfg.escalate_for_quality, list(cfg.severe_classes or []))
+    if target.severe_classes and p.mode != "supervised":
+        raise ConfigError("--severe-class needs a classifier (a supervised run); this run is label-free")
+    severe_indices(list(p.classes), target.severe_classes)
+    return target
 
 
 def _outputs(res: dict[str, Any], name: str, split: str) -> ModelOutputs:
@@ -38,7 +51,9 @@ def split_of(p: Prepared, res: dict[str, Any], split: str) -> Split:
     )
 
 
-def distill_rule(p: Prepared, cfg: DistillConfig, res: dict[str, Any]) -> tuple[Cascade | None, dict | None]:
+def distill_rule(
+    p: Prepared, target: EscalationTarget, res: dict[str, Any]
+) -> tuple[Cascade | None, dict | None]:
     """(the rule for run.json, report.json's `cascade` entry: the rule's validation figures and its test
     figures); (None, None) when the teacher left some windows without an output (black-box gaps)."""
     val, test = split_of(p, res, "val"), split_of(p, res, "test")
@@ -46,7 +61,7 @@ def distill_rule(p: Prepared, cfg: DistillConfig, res: dict[str, Any]) -> tuple[
     if any(np.isnan(o.score).any() for o in outs):
         log.info("no cascade rule: the teacher has no output for some validation or test windows")
         return None, None
-    rule = choose_rule(val, target_of(cfg))
+    rule = choose_rule(val, target)
     return rule, {
         "measure": rule.measure,
         "threshold": rule.threshold,

@@ -12,7 +12,7 @@ import torch
 
 from edgekit import __version__
 from edgekit.data.ts_format import published_accuracies
-from edgekit.distill.cascade import distill_rule
+from edgekit.distill.cascade import check_target, distill_rule
 from edgekit.distill.config import DistillConfig, write_config
 from edgekit.distill.label_free import train_label_free
 from edgekit.distill.prepare import Prepared, prepare, tensor
@@ -147,11 +147,12 @@ def distill(cfg: DistillConfig) -> dict[str, Any]:
     report.json/.md); returns the report (with a rendered "table")."""
     set_seed(cfg.seed)
     p = prepare_series(cfg) if is_series_dataset(cfg.dataset) else prepare(cfg)
+    target = check_target(p, cfg)  # a bad cascade target fails before training, not after
     res = train_supervised(p, cfg) if p.mode == "supervised" else train_label_free(p, cfg)
     out = Path(cfg.out)
     out.mkdir(parents=True, exist_ok=True)
     report = _evaluate(p, cfg, res, out)
-    rule, report["cascade"] = distill_rule(p, cfg, res)
+    rule, report["cascade"] = distill_rule(p, target, res)
     table = render_table(report) + ("" if rule is None else "\n" + rule_line(rule, report["cascade"]["test"]))
     write_report(out, report, table, f"{report['dataset']} ({p.mode})")
     _write_windows(p, cfg.seed, out)

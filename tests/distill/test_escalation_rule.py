@@ -132,3 +132,18 @@ def test_distill_records_the_rule_in_the_run_and_report(sensor_run):
     assert report["cascade"]["threshold"] == rule.threshold
     assert 0.0 <= report["cascade"]["test"]["escalation_rate"] <= 1.0
     assert "cascade rule (escalation rate 0.1)" in (sensor_run / "report.md").read_text()
+
+
+def test_distill_refuses_a_bad_target_before_training(tmp_path):
+    from edgekit.distill.pipeline import DistillConfig, distill
+
+    out = tmp_path / "run"
+    with pytest.raises(ConfigError, match="'pump' is not a class"):
+        distill(DistillConfig(out=str(out), dataset="shuttle", max_rows=500, severe_classes=["pump"]))
+    with pytest.raises(ConfigError, match="one of the two"):
+        distill(
+            DistillConfig(
+                out=str(out), dataset="shuttle", max_rows=500, escalate_rate=0.1, escalate_for_quality=0.9
+            )
+        )
+    assert not out.exists()  # nothing trained, nothing written
