@@ -1,7 +1,9 @@
 """Cascade target (issue 12): where the student alone loses quality, does the student + teacher cascade reach
 >= 99% of the teacher's quality while escalating <= 10% of windows, at a mean latency <= 1.5x the student's?
 
-    nice -n 10 .venv/bin/python benchmarks/cascade_table.py [--dataset plaid] [--seed 0] [--run RUN_DIR]
+    OMP_NUM_THREADS=1 nice -n 10 .venv/bin/python benchmarks/cascade_table.py [--dataset plaid|mitdb] [--run RUN_DIR]
+
+(one torch thread: on a shared, oversubscribed host two spinning threads train many times slower)
 
 Distils the dataset (today's `edgekit distill` recipe; --run reuses a RUN_DIR), then `evaluate_cascade`
 (the library behind `edgekit evaluate --cascade`) for two rules chosen on validation: a 10% escalation
