@@ -24,6 +24,7 @@ from _results import write_section
 
 from edgekit.bench.cascade import CascadeEvaluation, CascadePoint, evaluate_cascade
 from edgekit.distill.pipeline import DistillConfig, distill
+from edgekit.errors import ConfigError
 from edgekit.escalation import EscalationTarget
 from edgekit.run import load_run
 
@@ -71,11 +72,15 @@ def main() -> None:
         t0 = time.time()
         distill(DistillConfig(out=str(run), dataset=args.dataset, seed=args.seed))
         wall = time.time() - t0
-    evals = {}
+    evals, skipped = {}, {}
     for name, target in RULES.items():
-        evals[name] = evaluate_cascade(
-            run, out / f"eval-{name.replace(' ', '-')}", args.profile, args.latency_windows, target=target
-        )
+        try:
+            evals[name] = evaluate_cascade(
+                run, out / f"eval-{name.replace(' ', '-')}", args.profile, args.latency_windows, target=target
+            )
+        except ConfigError as exc:  # e.g. a quality target on a run whose validation windows carry no labels
+            skipped[name] = str(exc)
+            continue
         print(f"{name}: {evals[name].chosen}", flush=True)
     r = next(iter(evals.values()))
     dataset = load_run(run).info.dataset
@@ -102,6 +107,8 @@ def main() -> None:
             f"- target ({QUALITY_SHARE:.0%} of the teacher's {metric}, <= {MAX_RATE:.0%} escalated, mean latency "
             f"<= {MAX_SLOWDOWN}x the student's) with the {name} rule: {verdict}."
         )
+    for name, why in skipped.items():
+        lines.append(f"- the {name} rule could not be chosen: {why}.")
     ok = [p for p in r.curve if not meets(p, r)]
     lines.append(
         f"- for information (chosen on test, so not a result): {len(ok)} of the {len(r.curve)} curve thresholds "
@@ -115,7 +122,9 @@ def main() -> None:
     )
     body = "\n".join(lines)
     print("\n" + body)
-    write_section(f"cascade-{dataset}", f"Cascade on {dataset}: student first, teacher for the hard cases", body)
+    write_section(
+        f"cascade-{dataset}", f"Cascade on {dataset}: student first, teacher for the hard cases", body
+    )
 
 
 if __name__ == "__main__":
