@@ -119,6 +119,9 @@ class Gate:
     max_f1_drop: float = setting(0.01, ge=-1, le=1)
     parity_atol: float = setting(1e-4, ge=0, le=1)  # 0: bit-exact parity required
     require_quantized_faster: bool = True
+    # the student's test recall on each severe class (--severe-class) may be at most this far below the
+    # teacher's: safety behaviour does not carry over by itself (None: not checked; negative: must beat it)
+    max_severe_recall_drop: float | None = setting(None, ge=-1, le=1)
 
 
 @dataclass

@@ -16,7 +16,7 @@ from typing import Any, Literal
 
 import numpy as np
 
-from edgekit.bundle.manifest import Normalization
+from edgekit.bundle.manifest import Cascade, Normalization
 from edgekit.config import from_dict, to_dict
 from edgekit.errors import ConfigError, DataError
 
@@ -55,6 +55,9 @@ class SensorRun:
     # the class whose absence is an anomaly (softmax runs); None for K > 2 classes without one
     normal_class: str | None = None
     seed: int = 0
+    # the escalation rule chosen on validation at distill time (its target and figures in `validation`);
+    # export re-chooses it for the models the bundle carries, with the same target unless overridden
+    cascade: Cascade | None = None
     kind: Literal["sensor"] = "sensor"
     schema: int = RUN_SCHEMA
 

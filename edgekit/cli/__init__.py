@@ -28,6 +28,7 @@ COMMAND_MODULES = [
     "profiles",
     "demo",
     "export",
+    "evaluate",
     "bench",
     "serve",
     "escalations",

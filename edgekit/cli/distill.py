@@ -29,6 +29,9 @@ SENSOR_ONLY = (
     "teacher_outputs",
     "normal_class",
     "label_fraction",
+    "escalate_rate",
+    "escalate_for_quality",
+    "severe_classes",
 )
 TEXT_ONLY = ("max_length", "min_class_size", "student_init")
 TEXT_RENAMES = {"max_statements": "max_rows"}
@@ -112,6 +115,27 @@ def register(sub: argparse._SubParsersAction) -> None:
         "--student-epochs",
         type=int,
         help=f"default {d.student_epochs} (sensor), {TEXT_STUDENT_EPOCHS} (text)",
+    )
+    esc = p.add_argument_group(
+        "cascade rule (sensor runs; chosen on validation, recorded in run.json, used by `export --cascade`)"
+    )
+    esc.add_argument(
+        "--escalate-rate",
+        type=float,
+        help="escalate this share of windows to the teacher (default 0.1 unless --escalate-for-quality)",
+    )
+    esc.add_argument(
+        "--escalate-for-quality",
+        type=float,
+        metavar="FRACTION",
+        help="escalate the fewest windows that reach this share of the teacher's quality, e.g. 0.99",
+    )
+    esc.add_argument(
+        "--severe-class",
+        action="append",
+        dest="severe_classes",
+        metavar="NAME",
+        help="windows the student assigns to (or finds close to) this class always escalate (repeatable)",
     )
     txt = p.add_argument_group("text datasets")
     txt.add_argument(

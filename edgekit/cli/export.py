@@ -54,6 +54,34 @@ def register(sub: argparse._SubParsersAction) -> None:
         default=500,
         help="interleaved batch-1 timing runs per model (default 500)",
     )
+    casc = p.add_argument_group("cascade (student first, teacher for the windows it is unsure of)")
+    casc.add_argument(
+        "--cascade",
+        nargs="?",
+        const="local",
+        choices=["local", "remote"],
+        help="local (the default with no value): the teacher, quantized like the student, rides in the bundle; "
+        "remote: only the escalation rule, escalated windows go to a teacher service",
+    )
+    casc.add_argument(
+        "--escalate-rate",
+        type=float,
+        help="override the run's rule target: escalate this share of validation windows",
+    )
+    casc.add_argument(
+        "--escalate-for-quality",
+        type=float,
+        metavar="FRACTION",
+        help="override the run's rule target: fewest escalations reaching this share of the teacher's quality",
+    )
+    casc.add_argument(
+        "--severe-class",
+        action="append",
+        dest="severe_classes",
+        metavar="NAME",
+        help="override the run's severe classes (repeatable): they always escalate, and the release gate checks "
+        "the student's recall on them (gate.max_severe_recall_drop)",
+    )
     p.set_defaults(handler=run_export)
 
     p = sub.add_parser("keygen", help="create an Ed25519 key pair for signing bundles")
@@ -118,7 +146,15 @@ def run_export(args: argparse.Namespace) -> int:
     from edgekit.export.package import tarball_path
     from edgekit.export.pipeline import ExportOptions, export_run
 
-    opts = options_from_args(ExportOptions, args, renames={"version": "model_version"})
+    overrides = (args.escalate_rate, args.escalate_for_quality, args.severe_classes)
+    escalation = None
+    if any(v is not None for v in overrides):
+        from edgekit.escalation import EscalationTarget
+
+        escalation = EscalationTarget(
+            args.escalate_rate, args.escalate_for_quality, args.severe_classes or []
+        )
+    opts = options_from_args(ExportOptions, args, renames={"version": "model_version"}, escalation=escalation)
     out = export_run(args.run_dir, args.profile, args.out, key=args.key, options=opts)
     m = Manifest.load(out)
     gate, test = m.metrics["gate"], m.metrics["test"]
@@ -137,6 +173,18 @@ def run_export(args: argparse.Namespace) -> int:
             f"  variant {v.name} ({v.model_file}): test {vq}; quality gate: {vg['quality_gate']}; "
             f"latency gate: {vg['latency_gate']}"
         )
+    if m.cascade is not None:
+        from edgekit.escalation import rule_line
+
+        where = f"teacher {m.cascade.teacher.model_file} in the bundle" if m.cascade.teacher else "rule only"
+        print(f"  cascade {m.cascade.mode} ({where}): {rule_line(m.cascade, m.metrics['cascade']['test'])}")
+    if "severe_recall_gate" in m.metrics:
+        g = m.metrics["severe_recall_gate"]
+        figs = ", ".join(
+            f"{c} student {v['student_recall']:.3f} / teacher {v['teacher_recall']:.3f}"
+            for c, v in g["classes"].items()
+        )
+        print(f"  severe-class recall gate: {g['status']} ({figs})")
     for w in m.metrics["opcheck"]["warnings"]:
         print(f"  warning: {w}")
     if not args.key:
@@ -163,6 +211,9 @@ def run_verify(args: argparse.Namespace) -> int:
     for name in m.variant_names():
         self_test(args.bundle, m.for_variant(name), profile)
     tests = f"golden self-tests of {len(m.variants)} variants" if m.variants else "golden self-test"
+    if m.cascade is not None and m.cascade.teacher is not None:
+        self_test(args.bundle, m.for_cascade_teacher(), profile)
+        tests += " (and the cascade teacher's)"
     print(
         f"OK {args.bundle}: {m.model_id} {m.model_version} ({m.kind}, profile {m.profile}); signature, {len(m.files)} file hashes and {tests} pass"
     )

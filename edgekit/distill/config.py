@@ -78,6 +78,11 @@ class DistillConfig:
     student_hidden: int = 16
     fractions: tuple[float, float, float] = (0.6, 0.2, 0.2)
     train: TrainConfig = field(default_factory=TrainConfig)
+    # the cascade rule (edgekit.escalation): an escalation rate or a share of the teacher's quality
+    # on validation (neither: rate 0.1), and classes whose windows always escalate
+    escalate_rate: float | None = None
+    escalate_for_quality: float | None = None
+    severe_classes: list[str] = field(default_factory=list)
 
 
 def check_kd(cfg: Any, name: Any = None) -> None:

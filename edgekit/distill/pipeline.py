@@ -12,6 +12,7 @@ import torch
 
 from edgekit import __version__
 from edgekit.data.ts_format import published_accuracies
+from edgekit.distill.cascade import check_target, distill_rule
 from edgekit.distill.config import DistillConfig, write_config
 from edgekit.distill.label_free import train_label_free
 from edgekit.distill.prepare import Prepared, prepare, tensor
@@ -19,6 +20,7 @@ from edgekit.distill.prepare_series import is_series_dataset, prepare_series
 from edgekit.distill.report import render_table, torch_latency_ms, write_report
 from edgekit.distill.supervised import train_supervised
 from edgekit.distill.train import set_seed
+from edgekit.escalation import rule_line
 from edgekit.metrics import agreement, classification_metrics, model_metrics
 from edgekit.models.registry import count_params
 from edgekit.run import ArchSpec, Normalization, RunWindows, SensorRun, save_windows, write_run
@@ -145,11 +147,13 @@ def distill(cfg: DistillConfig) -> dict[str, Any]:
     report.json/.md); returns the report (with a rendered "table")."""
     set_seed(cfg.seed)
     p = prepare_series(cfg) if is_series_dataset(cfg.dataset) else prepare(cfg)
+    target = check_target(p, cfg)  # a bad cascade target fails before training, not after
     res = train_supervised(p, cfg) if p.mode == "supervised" else train_label_free(p, cfg)
     out = Path(cfg.out)
     out.mkdir(parents=True, exist_ok=True)
     report = _evaluate(p, cfg, res, out)
-    table = render_table(report)
+    rule, report["cascade"] = distill_rule(p, target, res)
+    table = render_table(report) + ("" if rule is None else "\n" + rule_line(rule, report["cascade"]["test"]))
     write_report(out, report, table, f"{report['dataset']} ({p.mode})")
     _write_windows(p, cfg.seed, out)
     run = SensorRun(
@@ -168,6 +172,7 @@ def distill(cfg: DistillConfig) -> dict[str, Any]:
             name: ArchSpec(**spec.to_dict()) for name, (_m, spec) in res["models"].items() if spec is not None
         },
         seed=cfg.seed,
+        cascade=rule,
     )
     write_run(out, run)
     # the windowing and mode this run resolved, so repeating it does not depend on today's defaults

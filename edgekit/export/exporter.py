@@ -14,15 +14,17 @@ import platform
 import re
 import subprocess
 from abc import ABC, abstractmethod
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Literal
 
 import numpy as np
 
 from edgekit import __version__
 from edgekit.bench.machine import cpu_model
-from edgekit.bundle.manifest import Manifest, Reference
+from edgekit.bundle.manifest import Cascade, Manifest, Reference
+from edgekit.errors import ConfigError
+from edgekit.escalation import EscalationTarget, ModelOutputs, Split
 from edgekit.export.gate import GateModel, QualityMetric
 from edgekit.profiles import TargetProfile
 from edgekit.run import RunFolder
@@ -40,6 +42,10 @@ class ExportOptions:
     # quantization modes the bundle carries (None: the profile's `variants`, else its one quantization.mode)
     variants: list[str] | None = None
     extra_provenance: dict[str, Any] = field(default_factory=dict)
+    # student + teacher: local carries the teacher in the bundle, remote only the escalation rule
+    cascade: Literal["local", "remote"] | None = None
+    # the rule's target and severe classes (None: the run's, from `edgekit distill`; else a rate of 0.1)
+    escalation: EscalationTarget | None = None
 
 
 class ModelExporter(ABC):
@@ -57,6 +63,8 @@ class ModelExporter(ABC):
     def __init__(self, run: RunFolder, profile: TargetProfile, options: ExportOptions) -> None:
         self.run, self.profile, self.options = run, profile, options
 
+    # whether `edgekit export --cascade` can add this kind's teacher and escalation rule
+    supports_cascade: ClassVar[bool] = False
     # quantization modes this kind can export (None: all); a profile's extra variants outside it are skipped
     supported_modes: ClassVar[tuple[str, ...] | None] = None
 
@@ -142,6 +150,42 @@ class ModelExporter(ABC):
     @property
     def source_model(self) -> str:
         return self.model_name
+
+    # --- cascade (student first, teacher for the hard cases) ----------------------------------------------
+    def for_model(self, name: str) -> ModelExporter:
+        """The same run's model `name` (the cascade's teacher), exported with the same profile and options."""
+        return type(self)(self.run, self.profile, replace(self.options, model=name))
+
+    def run_rule(self) -> Cascade | None:
+        """The escalation rule `edgekit distill` recorded in the run (None: none)."""
+        return None
+
+    def escalation_target(self) -> EscalationTarget:
+        """The options' target, else the run's rule's, else the default (rate 0.1)."""
+        if self.options.escalation is not None:
+            return self.options.escalation
+        rule = self.run_rule()
+        return EscalationTarget.of_rule(rule) if rule is not None else EscalationTarget()
+
+    def model_outputs(self, bundle: Path, manifest: Manifest, split: Literal["val", "test"]) -> ModelOutputs:
+        """The bundle model's outputs (score, threshold, class probabilities) on a held-out split."""
+        raise ConfigError(f"cascade bundles and severe classes are not supported for {self.kind} runs yet")
+
+    def split_labels(self, split: Literal["val", "test"]) -> tuple[np.ndarray | None, list[str], int | None]:
+        """(class indices or None, class names, normal class index or None) of a held-out split."""
+        raise ConfigError(f"cascade bundles and severe classes are not supported for {self.kind} runs yet")
+
+    def cascade_split(
+        self,
+        student: tuple[Path, Manifest],
+        teacher: tuple[Path, Manifest],
+        split: Literal["val", "test"],
+    ) -> Split:
+        """Student and teacher (each a bundle folder and its manifest view) on a held-out split."""
+        y, labels, normal = self.split_labels(split)
+        return Split(
+            self.model_outputs(*student, split), self.model_outputs(*teacher, split), y, labels, normal
+        )
 
 
 def model_id_for(dataset: str, model: str) -> str:

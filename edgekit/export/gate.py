@@ -124,6 +124,26 @@ def check_drop(metric: str, ref: float, cand: float, limit: float) -> tuple[floa
     return drop, None
 
 
+def severe_recall_gate(
+    student: dict[str, float | None], teacher: dict[str, float | None], limit: float | None
+) -> tuple[dict[str, Any], list[str]]:
+    """(record, failures): the student's test recall on each severe class vs the teacher's, which it may
+    trail by at most `limit` (gate.max_severe_recall_drop; None: recorded only)."""
+    record: dict[str, Any] = {"max_severe_recall_drop": limit, "classes": {}}
+    failures = []
+    for cls, s in student.items():
+        t = teacher.get(cls)
+        drop = None if s is None or t is None else t - s
+        record["classes"][cls] = {"student_recall": s, "teacher_recall": t, "drop": drop}
+        if limit is not None and drop is not None and drop > limit:
+            failures.append(
+                f"student recall on severe class {cls!r} is {s:.3f} vs the teacher's {t:.3f}: {drop:.3f} below "
+                f"(allowed {limit:g}, gate.max_severe_recall_drop)"
+            )
+    record["status"] = "not checked" if limit is None else "failed" if failures else "passed"
+    return record, failures
+
+
 def refuse(failures: list[str], mode: str, profile: TargetProfile) -> None:
     if failures:
         raise GateError(f"release gate refused the {mode} model for {profile.name}: " + "; ".join(failures))

@@ -9,11 +9,20 @@ and K-class runs without a normal class have no F1 and the gate falls back to de
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 
-from edgekit.bundle.manifest import InputSpec, Manifest, Normalization, OutputSpec, Reference, WindowSpec
+from edgekit.bundle.manifest import (
+    Cascade,
+    InputSpec,
+    Manifest,
+    Normalization,
+    OutputSpec,
+    Reference,
+    WindowSpec,
+)
+from edgekit.escalation import ModelOutputs
 from edgekit.export.exporter import ExportOptions, ModelExporter
 from edgekit.export.gate import GateModel, Quality, QualityMetric
 from edgekit.export.onnx import EXPORTER, export_torch, torch_outputs
@@ -22,6 +31,7 @@ from edgekit.export.reference import sensor_reference
 from edgekit.metrics import best_f1_threshold, far_threshold, model_metrics
 from edgekit.profiles import TargetProfile
 from edgekit.run import WINDOWS_FILE, RunFolder, SensorRun
+from edgekit.runtime.confidence import softmax
 from edgekit.runtime.engine import Engine, create_session
 
 # windows per onnxruntime call when scoring a whole split
@@ -49,6 +59,7 @@ class SensorExporter(ModelExporter):
     metric = QualityMetric("f1", "F1")
     input_name = "x"
     converter = EXPORTER
+    supports_cascade = True
 
     def __init__(self, run: RunFolder, profile: TargetProfile, options: ExportOptions) -> None:
         from edgekit.data import Normalizer
@@ -140,3 +151,23 @@ class SensorExporter(ModelExporter):
     @property
     def provenance_files(self) -> list[Path]:
         return [self.run.run_file, self.weights, self.run.path / WINDOWS_FILE]
+
+    # --- cascade ---------------------------------------------------------------------------------------
+    def run_rule(self) -> Cascade | None:
+        return self.info.cascade
+
+    def model_outputs(self, bundle: Path, manifest: Manifest, split: Literal["val", "test"]) -> ModelOutputs:
+        engine = Engine(bundle, self.profile, manifest)
+        x = self.windows.val_x if split == "val" else self.windows.test_x
+        out = np.concatenate(
+            [engine.infer(engine.preprocess(x[i : i + BATCH])) for i in range(0, len(x), BATCH)]
+        )
+        probs = softmax(out) if manifest.output.score == "softmax" else None
+        return ModelOutputs(engine.postprocess(out).astype(np.float64), manifest.threshold, probs)
+
+    def split_labels(self, split: Literal["val", "test"]) -> tuple[np.ndarray | None, list[str], int | None]:
+        info = self.info
+        y = self.windows.val_y if split == "val" else self.windows.test_y
+        normal = info.labels.index(info.normal_class) if info.normal_class in info.labels else None
+        # two classes without a named normal one: the first is normal (the anomaly score is P(class 1))
+        return y, list(info.labels), 0 if normal is None and len(info.labels) == 2 else normal

@@ -25,7 +25,7 @@ import numpy as np
 from edgekit.bundle.manifest import Cascade, Manifest
 from edgekit.errors import BundleError, ConfigError
 from edgekit.profiles import TargetProfile
-from edgekit.runtime.confidence import confidence
+from edgekit.runtime.confidence import confidence, severe_in_sight, softmax
 from edgekit.runtime.engine import Engine
 from edgekit.runtime.stats import RateLimiter
 from edgekit.runtime.text import TextEngine
@@ -79,12 +79,6 @@ def load_teacher(
     return teacher
 
 
-def softmax(out: np.ndarray) -> np.ndarray:
-    z = out - out.max(axis=1, keepdims=True)
-    e = np.exp(z)
-    return e / e.sum(axis=1, keepdims=True)
-
-
 class Rule:
     """The bundle's escalation rule over a batch: which windows escalate, and the student's confidence."""
 
@@ -108,9 +102,7 @@ class Rule:
         conf = confidence(r.measure, probs=probs, score=scores, threshold=threshold)
         esc = conf < r.threshold
         if len(self.severe):
-            p_severe = probs[:, self.severe]  # type: ignore[index]
-            esc |= np.isin(probs.argmax(axis=1), self.severe)  # type: ignore[union-attr]
-            esc |= p_severe.max(axis=1) >= r.severe_min_probability
+            esc |= severe_in_sight(probs, self.severe, r.severe_min_probability)  # type: ignore[arg-type]
         return esc, conf
 
 

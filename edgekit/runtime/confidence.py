@@ -34,3 +34,18 @@ def confidence(
     if measure == "neg_entropy":
         return (p * np.log(np.clip(p, 1e-12, 1.0))).sum(axis=1)
     raise ValueError(f"unknown confidence measure {measure!r} (known: {', '.join(MEASURES)})")
+
+
+def softmax(logits: np.ndarray) -> np.ndarray:
+    """Class probabilities from logits [N, K], computed stably (the device's and the exporter's softmax)."""
+    z = np.asarray(logits, np.float64) - np.max(logits, axis=1, keepdims=True)
+    e = np.exp(z)
+    return e / e.sum(axis=1, keepdims=True)
+
+
+def severe_in_sight(probs: np.ndarray, severe: np.ndarray, min_probability: float) -> np.ndarray:
+    """Rows that escalate whatever the confidence: the top class is one of the `severe` class indices, or
+    a severe class has probability >= `min_probability`."""
+    if not len(severe):
+        return np.zeros(len(probs), bool)
+    return np.isin(probs.argmax(axis=1), severe) | (probs[:, severe] >= min_probability).any(axis=1)

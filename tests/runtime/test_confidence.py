@@ -22,3 +22,14 @@ def test_unknown_measure_and_missing_input():
         confidence("vibes", P)
     with pytest.raises(ValueError, match="needs class probabilities"):
         confidence("margin")
+
+
+def test_severe_in_sight_and_softmax():
+    from edgekit.runtime.confidence import severe_in_sight, softmax
+
+    probs = np.array([[0.6, 0.3, 0.1], [0.1, 0.8, 0.1], [0.5, 0.25, 0.25]])
+    # class 2 severe: row 0 has P=0.1 (< 0.2), row 2 has P=0.25 (>= 0.2); class 1 severe: row 1 is top-1
+    np.testing.assert_array_equal(severe_in_sight(probs, np.array([2]), 0.2), [False, False, True])
+    np.testing.assert_array_equal(severe_in_sight(probs, np.array([1]), 0.9), [False, True, False])
+    assert not severe_in_sight(probs, np.array([], dtype=np.int64), 0.2).any()
+    np.testing.assert_allclose(softmax(np.log(probs)), probs)
