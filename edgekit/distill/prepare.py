@@ -142,9 +142,9 @@ def hide_labels(labels: np.ndarray, fraction: float, seed: int) -> np.ndarray:
     return out
 
 
-def check_labelled(table: SensorTable, train: WindowSet, blackbox: bool) -> None:
+def check_labelled(table: SensorTable, train: WindowSet, blackbox: bool, warn_only: bool = False) -> None:
     """Enough labelled training windows per class; a class with fewer than 2 is named (warned about
-    while the others suffice, refused when they do not)."""
+    while the others suffice or `warn_only`, refused otherwise)."""
     y = np.zeros(0, np.int64) if train.y is None else train.y[train.y != UNLABELLED]
     if blackbox:
         return
@@ -154,7 +154,7 @@ def check_labelled(table: SensorTable, train: WindowSet, blackbox: bool) -> None
     scarce = [f"'{c}' ({n})" for c, n in zip(table.classes, counts, strict=True) if n < 2]
     if not scarce:
         return
-    if (counts >= 2).sum() < 2:
+    if (counts >= 2).sum() < 2 and not warn_only:
         raise DataError(
             f"{table.name}: class {', '.join(scarce)} has fewer than 2 labelled training windows, "
             "and fewer than 2 classes have enough"

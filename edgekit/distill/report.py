@@ -22,14 +22,15 @@ from edgekit.metrics import LOW_FAR
 MODEL_ROWS = ("teacher", "student", "student_no_kd")
 
 
-def torch_latency_ms(model: nn.Module, example: torch.Tensor, runs: int = 200) -> float:
-    """Median single-input eager-torch latency; a quick side-by-side figure (see `edgekit bench`)."""
+def torch_latency_ms(model: nn.Module, example: torch.Tensor, runs: int = 200, budget_s: float = 2.0) -> float:
+    """Median single-input eager-torch latency; a quick side-by-side figure (see `edgekit bench`). Stops
+    after `budget_s` seconds of timed runs (at least 5), so a slow teacher does not dominate the run."""
     x = example[:1]
     with torch.no_grad():
-        for _ in range(20):
+        for _ in range(5):
             model(x)
-        times = []
-        for _ in range(runs):
+        times: list[float] = []
+        while len(times) < runs and (len(times) < 5 or sum(times) < budget_s):
             t0 = time.perf_counter()
             model(x)
             times.append(time.perf_counter() - t0)

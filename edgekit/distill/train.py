@@ -82,3 +82,32 @@ def fit(
 def predict(model: nn.Module, x: torch.Tensor, batch_size: int = 4096) -> torch.Tensor:
     model.eval()
     return torch.cat([model(x[i : i + batch_size]) for i in range(0, len(x), batch_size)])
+
+
+def fit_steps(
+    model: nn.Module,
+    x: torch.Tensor,
+    targets: torch.Tensor,
+    step_loss: StepLoss,
+    steps: int,
+    batch_size: int = 64,
+    lr: float = 3e-3,
+    weight_decay: float = 1e-3,
+    seed: int = 0,
+) -> nn.Module:
+    """Train for a fixed number of optimizer steps on random batches (drawn with replacement), AdamW with
+    a one-cycle schedule, keeping the final weights. Used over augmented transfer sets, where an epoch is
+    an arbitrary unit and validation is kept for choosing (--tune) and reporting, not for stopping."""
+    set_seed(seed)
+    opt = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=weight_decay)
+    sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=lr, total_steps=steps, pct_start=0.1)
+    gen = torch.Generator().manual_seed(seed)
+    model.train()
+    for _ in tqdm(range(steps), desc="student", unit="step", leave=False, disable=None):
+        idx = torch.randint(0, len(x), (min(batch_size, len(x)),), generator=gen)
+        loss = step_loss(model, x[idx], targets[idx])
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+        sched.step()
+    return model.eval()
