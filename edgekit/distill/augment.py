@@ -32,7 +32,9 @@ def time_shift(x: np.ndarray, rng: np.random.Generator, frac: float = SHIFT) -> 
     return np.take_along_axis(x, idx[:, :, None], axis=1)
 
 
-def crop_resize(x: np.ndarray, rng: np.random.Generator, p: float = CROP_P, low: float = CROP_MIN) -> np.ndarray:
+def crop_resize(
+    x: np.ndarray, rng: np.random.Generator, p: float = CROP_P, low: float = CROP_MIN
+) -> np.ndarray:
     """With probability `p`, a random crop of `low`..100% of the window stretched back to full length."""
     out = x.copy()
     w = x.shape[1]

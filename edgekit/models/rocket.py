@@ -140,7 +140,9 @@ class RocketTeacher(nn.Module):
         if self_train > 0 and bool((~labelled).any()):
             probs = torch.softmax(z[~labelled] @ w + b, dim=1)
             sure = probs.max(dim=1).values >= self_train
-            log.info("rocket teacher: %d pseudo-labelled series at confidence >= %g", int(sure.sum()), self_train)
+            log.info(
+                "rocket teacher: %d pseudo-labelled series at confidence >= %g", int(sure.sum()), self_train
+            )
             zz = torch.cat([z[labelled], z[~labelled][sure]])
             yy = torch.cat([y[labelled], probs.argmax(dim=1)[sure]])
             w, b = _softmax_regression(zz, yy, self.head.out_features, l2)
