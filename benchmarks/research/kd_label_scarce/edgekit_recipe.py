@@ -70,15 +70,21 @@ def main() -> None:
     ap.add_argument("--seeds", type=int, default=5)
     ap.add_argument("--out", default="/tmp/edgekit_recipe")
     ap.add_argument("--set", action="append", default=[], help="FIELD=VALUE for DistillConfig")
+    ap.add_argument("--reuse", action="store_true", help="reuse seeds whose run folder holds a finished run")
     args = ap.parse_args()
     extra = {k: yaml.safe_load(v) for k, v in (s.split("=", 1) for s in args.set)}
     t0 = time.time()
     runs, reports = [], []
     for s in range(args.seeds):
         out = Path(args.out) / f"{args.dataset}_{args.label_fraction:g}_seed{s}"
-        rep = distill(
-            DistillConfig(
-                out=str(out), dataset=args.dataset, label_fraction=args.label_fraction, seed=s, **extra
+        # config.yaml is the last file distill() writes: its presence means the run finished
+        rep = (
+            json.loads((out / "report.json").read_text())
+            if args.reuse and (out / "config.yaml").is_file()
+            else distill(
+                DistillConfig(
+                    out=str(out), dataset=args.dataset, label_fraction=args.label_fraction, seed=s, **extra
+                )
             )
         )
         reports.append(rep)
