@@ -27,6 +27,12 @@ log = logging.getLogger(__name__)
 KERNEL_LENGTH = 9
 # series sampled for the threshold quantiles: enough for stable quantiles, cheap on a CPU
 QUANTILE_SERIES = 64
+# PPV counts a time step as above a threshold through a linear ramp this wide (inputs are normalized, so
+# convolution outputs are of order 1) instead of a hard step: the same feature for any value farther than
+# RAMP / 2 from the threshold, and a continuous one near it. With a hard step, a value within float error
+# of a threshold flipped between torch and onnxruntime (their convolutions sum in different orders) and
+# moved a logit by ~4e-4, above the export gate's 1e-4; with the ramp a float error moves it by ~1e-7.
+RAMP = 1e-3
 # series per forward pass on the host: the PPV comparison holds [batch, features, window, thresholds]
 HOST_BATCH = 32
 
@@ -90,13 +96,14 @@ class RocketTeacher(nn.Module):
 
     def features(self, x: torch.Tensor) -> torch.Tensor:
         """PPV features [B, n_features]: per dilation, conv channel and threshold, the share of time
-        steps above the threshold (a compare and a mean: exports as Greater, Cast, ReduceMean)."""
+        steps above the threshold (through a RAMP-wide linear step: exports as Sub, Clip, ReduceMean)."""
         z = self.prep(x)
         out = []
         for i in range(len(self.dilations)):
-            conv = self._conv(z, i).unsqueeze(2)  # [B, F, 1, W]
+            conv = self._conv(z, i).unsqueeze(2) / RAMP  # [B, F, 1, W]
             # time last: the mean reduces a contiguous axis (faster on CPU than thresholds last)
-            above = (conv > self.thresholds[i][:, :, None]).to(conv.dtype)  # [B, F, T, W]
+            step = (self.thresholds[i][:, :, None] / RAMP - 0.5).to(conv.dtype)  # [F, T, 1]
+            above = (conv - step).clamp_(0.0, 1.0)  # [B, F, T, W], clamped in place: one pass less
             out.append(above.mean(dim=-1).flatten(1))
         return torch.cat(out, dim=1)
 
