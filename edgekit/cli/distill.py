@@ -106,7 +106,7 @@ def register(sub: argparse._SubParsersAction) -> None:
         help="black-box KD: JSONL/CSV of a teacher's class probabilities or labels per row "
         '({"row": 17, "probs": [p0, ..., pK-1]} or CSV row,p0,...,pK-1)',
     )
-    series = "plaid, acsf1"
+    series = "plaid, acsf1, japanesevowels"
     p.add_argument(
         "--temperature",
         type=float,

@@ -1,7 +1,7 @@
-"""Labelled time-series problems (PLAID, ACSF1 from the `.ts` files sktime ships) for distillation: one
+"""Labelled time-series problems (PLAID, ACSF1, JapaneseVowels from the `.ts` files sktime ships) for distillation: one
 class per series, splits by series so that no series spans two splits (the official TRAIN file gives
 train and validation, TEST is test), and each series either resampled to one window (`resample_series`,
-what `--dataset plaid|acsf1` trains on) or cut into windows (`series_windows`)."""
+what `--dataset plaid|acsf1|japanesevowels` trains on) or cut into windows (`series_windows`)."""
 
 from __future__ import annotations
 
@@ -17,6 +17,8 @@ from edgekit.errors import DataError
 TS_DATASETS = {
     "plaid": ("sktime", "datasets/data/PLAID", "PLAID"),
     "acsf1": ("sktime", "datasets/data/ACSF1", "ACSF1"),
+    # 9 speakers' utterances of a vowel: 12 LPC cepstrum coefficients per frame, 7 to 29 frames
+    "japanesevowels": ("sktime", "datasets/data/JapaneseVowels", "JapaneseVowels"),
 }
 
 

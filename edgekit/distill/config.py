@@ -19,7 +19,7 @@ C = TypeVar("C")
 
 Mode = Literal["supervised", "unsupervised"]
 TEXT_DATASETS = ("chatterbot",)
-SENSOR_DATASETS = ("shuttle", "mitdb", "daphnet", "plaid", "acsf1")
+SENSOR_DATASETS = ("shuttle", "mitdb", "daphnet", "plaid", "acsf1", "japanesevowels")
 # Text defaults that the CLI's help quotes without importing transformers (TextDistillConfig uses them).
 TEXT_TEACHER_EPOCHS = 5
 TEXT_STUDENT_EPOCHS = 30
@@ -41,6 +41,8 @@ DATASET_DEFAULTS: dict[str, dict[str, Any]] = {
     # mains cycle of current, 100 to 1,344 readings; ACSF1: 1,460 power readings)
     "plaid": {"window": 256, "hop": 256, "mode": "supervised", **SERIES_RECIPE},
     "acsf1": {"window": 512, "hop": 512, "mode": "supervised", **SERIES_RECIPE},
+    # 12 channels, 7 to 29 frames per utterance: stretched to 32, the next power of two
+    "japanesevowels": {"window": 32, "hop": 32, "mode": "supervised", **SERIES_RECIPE},
 }
 # what a field left at None becomes when the dataset names nothing (CSV data, Shuttle, MIT-BIH)
 GENERAL_DEFAULTS: dict[str, Any] = {"teacher": "tcn", "augment": "none", "temperature": 4.0, "alpha": 0.5}

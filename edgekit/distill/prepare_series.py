@@ -1,4 +1,4 @@
-"""Preparation for labelled time-series problems (`--dataset plaid|acsf1`): split by series (20% of the
+"""Preparation for labelled time-series problems (`--dataset plaid|acsf1|japanesevowels`): split by series (20% of the
 official TRAIN file for validation, stratified; the TEST file for test), each series resampled to one
 window of the dataset's length, scaled by one global factor fitted on the training series."""
 

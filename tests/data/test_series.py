@@ -63,3 +63,13 @@ def test_keep_labels_is_stratified_seeded_and_keeps_one_per_class():
     assert np.array_equal(a[kept], y[kept])  # kept labels are the true ones
     assert np.bincount(a[kept], minlength=3).min() >= 1  # the 3-series class keeps one
     assert (a[y == UNLABELLED] == UNLABELLED).all()
+
+
+def test_japanese_vowels_series_resample_to_one_multichannel_window():
+    from edgekit.distill.config import DistillConfig
+    from edgekit.distill.prepare_series import prepare_series
+
+    p = prepare_series(DistillConfig(out="x", dataset="japanesevowels", max_rows=45, label_fraction=0.5))
+    assert p.window == 32 and p.train.x.shape[1:] == (32, 12) and len(p.classes) == 9
+    assert len(p.train) + len(p.val) == 45 and len(p.test) == 45
+    assert (p.val.y >= 0).all() and (p.train.y < 0).any()
