@@ -25,7 +25,8 @@ from edgekit.run import ArchSpec, Normalization, RunWindows, SensorRun, save_win
 
 __all__ = ["DistillConfig", "distill"]
 
-# a class with less than this share of the labelled training windows is rare: its recall gets a line
+# a class with less than this share of the labelled training windows (and under half an even share of
+# K classes, so that 11 balanced classes are not all "rare") is rare: its recall gets a line
 RARE_SHARE = 0.1
 
 
@@ -73,7 +74,11 @@ def _label_summary(p: Prepared, res: dict[str, Any]) -> dict[str, Any]:
     }
     if known.any() and "probs" in res:
         share = np.bincount(p.train.y[known], minlength=len(p.classes)) / known.sum()
-        out["rare_classes"] = [c for i, c in enumerate(p.classes) if share[i] < RARE_SHARE and i != p.normal]
+        out["rare_classes"] = [
+            c
+            for i, c in enumerate(p.classes)
+            if share[i] < min(RARE_SHARE, 0.5 / len(p.classes)) and i != p.normal
+        ]
     return out
 
 
