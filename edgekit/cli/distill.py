@@ -9,7 +9,11 @@ from __future__ import annotations
 import argparse
 
 from edgekit.distill.config import (
+    AUGMENTED_STEPS,
+    GENERAL_DEFAULTS,
     SENSOR_DATASETS,
+    SERIES_RECIPE,
+    TEACHERS,
     TEXT_DATASETS,
     TEXT_MAX_LENGTH,
     TEXT_STUDENT_EPOCHS,
@@ -32,6 +36,12 @@ SENSOR_ONLY = (
     "escalate_rate",
     "escalate_for_quality",
     "severe_classes",
+    "teacher",
+    "augment",
+    "augment_views",
+    "student_steps",
+    "tune",
+    "teacher_self_train",
 )
 TEXT_ONLY = ("max_length", "min_class_size", "student_init")
 TEXT_RENAMES = {"max_statements": "max_rows"}
@@ -99,8 +109,54 @@ def register(sub: argparse._SubParsersAction) -> None:
         help="black-box KD: JSONL/CSV of a teacher's class probabilities or labels per row "
         '({"row": 17, "probs": [p0, ..., pK-1]} or CSV row,p0,...,pK-1)',
     )
-    p.add_argument("--temperature", type=float, help=f"KD temperature T (default {d.temperature:g})")
-    p.add_argument("--alpha", type=float, help=f"weight of the hard-label loss (default {d.alpha:g})")
+    series = "plaid, acsf1, japanesevowels"
+    p.add_argument(
+        "--temperature",
+        type=float,
+        help=f"KD temperature T (default {SERIES_RECIPE['temperature']:g} for {series}, "
+        f"else {GENERAL_DEFAULTS['temperature']:g})",
+    )
+    p.add_argument(
+        "--alpha",
+        type=float,
+        help=f"weight of the hard-label loss (default {SERIES_RECIPE['alpha']:g} for {series}, "
+        f"else {GENERAL_DEFAULTS['alpha']:g})",
+    )
+    p.add_argument(
+        "--teacher",
+        choices=TEACHERS,
+        help="white-box teacher: tcn (trained by gradient) or rocket (random convolutions + linear head, "
+        f"strong with few labels; needs windows >= 9; default rocket for {series}, else tcn)",
+    )
+    p.add_argument(
+        "--augment",
+        choices=["none", "default"],
+        help="add augmented views of every training window to the student's transfer set, the teacher "
+        "queried on each view (jitter, scaling, mixup; windows > 1 also time shift, crop, magnitude warp); "
+        f"not with --teacher-outputs (default: default for {series}, else none)",
+    )
+    p.add_argument(
+        "--augment-views", type=int, help=f"augmented views per training window (default {d.augment_views})"
+    )
+    p.add_argument(
+        "--student-steps",
+        type=int,
+        help=f"train each student for this many optimizer steps instead of epochs (default {AUGMENTED_STEPS} "
+        "with --augment, else epochs with early stopping)",
+    )
+    p.add_argument(
+        "--tune",
+        action="store_true",
+        default=None,
+        help="choose temperature and alpha on validation from a small grid (T 1/2/4 x alpha 0.1/0.3/0.5, a "
+        "short schedule per point); report.json records the grid and the choice",
+    )
+    p.add_argument(
+        "--teacher-self-train",
+        type=float,
+        help="rocket teacher: refit its head once with unlabelled windows it predicts at least this "
+        "confidently (pseudo-labels; default off)",
+    )
     p.add_argument(
         "--false-alarm-rate",
         type=float,

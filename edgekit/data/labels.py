@@ -72,3 +72,29 @@ def resolve_normal(classes: Sequence[str], normal: str | None, where: str) -> in
     if "normal" in classes:
         return list(classes).index("normal")
     return 0 if len(classes) == 2 else None
+
+
+def keep_labels(labels: np.ndarray, fraction: float, seed: int) -> np.ndarray:
+    """A copy of training `labels` keeping a seeded, class-stratified `fraction` of the labelled ones (at
+    least one per class present, largest remainders first) and hiding the rest (-1)."""
+    out = np.full_like(labels, UNLABELLED)
+    known = labels != UNLABELLED
+    if not known.any():
+        return out
+    k = int(labels[known].max()) + 1
+    counts = np.bincount(labels[known], minlength=k)
+    present = counts > 0
+    n_keep = max(round(int(known.sum()) * fraction), int(present.sum()))
+    share = counts / counts.sum() * n_keep
+    quota = np.where(present, np.maximum(1, np.floor(share)), 0).astype(int)
+    quota = np.minimum(quota, counts)
+    for c in np.argsort(-(share - np.floor(share)), kind="stable"):
+        if quota.sum() >= n_keep:
+            break
+        if quota[c] < counts[c]:
+            quota[c] += 1
+    rng = np.random.default_rng(seed)
+    for c in np.flatnonzero(present):
+        idx = rng.permutation(np.flatnonzero(labels == c))[: quota[c]]
+        out[idx] = c
+    return out

@@ -1,6 +1,7 @@
-"""Labelled time-series problems (PLAID, ACSF1 from the `.ts` files sktime ships) as windows for
-distillation: one class per series, windows cut from each series, and splits by series so that no
-series spans two splits (the official TRAIN file gives train and validation, TEST is test)."""
+"""Labelled time-series problems (PLAID, ACSF1, JapaneseVowels from the `.ts` files sktime ships) for distillation: one
+class per series, splits by series so that no series spans two splits (the official TRAIN file gives
+train and validation, TEST is test), and each series either resampled to one window (`resample_series`,
+what `--dataset plaid|acsf1|japanesevowels` trains on) or cut into windows (`series_windows`)."""
 
 from __future__ import annotations
 
@@ -16,6 +17,8 @@ from edgekit.errors import DataError
 TS_DATASETS = {
     "plaid": ("sktime", "datasets/data/PLAID", "PLAID"),
     "acsf1": ("sktime", "datasets/data/ACSF1", "ACSF1"),
+    # 9 speakers' utterances of a vowel: 12 LPC cepstrum coefficients per frame, 7 to 29 frames
+    "japanesevowels": ("sktime", "datasets/data/JapaneseVowels", "JapaneseVowels"),
 }
 
 
@@ -80,3 +83,26 @@ def series_windows(series: list[np.ndarray], labels: np.ndarray, window: int, ho
         ys.append(np.full(len(view), y, np.int64))
         ids.append(np.full(len(view), i, np.int64))
     return WindowSet(np.ascontiguousarray(np.concatenate(xs)), np.concatenate(ys), np.concatenate(ids))
+
+
+def resample(series: np.ndarray, length: int) -> np.ndarray:
+    """[L, C] -> [length, C]: mean over equal-width bins when longer (adaptive average pooling: keeps
+    the energy of short spikes), linear interpolation when shorter."""
+    n = len(series)
+    if n >= length:
+        # bin i covers [floor(i n / length), ceil((i + 1) n / length)), as torch's adaptive_avg_pool1d
+        starts = (np.arange(length) * n) // length
+        ends = -((-(np.arange(1, length + 1) * n)) // length)
+        csum = np.concatenate([np.zeros((1, series.shape[1])), np.cumsum(series, axis=0, dtype=np.float64)])
+        out = (csum[ends] - csum[starts]) / (ends - starts)[:, None]
+    else:
+        # align_corners: the first and last readings stay where they are
+        pos = np.linspace(0, n - 1, length)
+        out = np.stack([np.interp(pos, np.arange(n), series[:, c]) for c in range(series.shape[1])], axis=1)
+    return out.astype(np.float32)
+
+
+def resample_series(series: list[np.ndarray], labels: np.ndarray, length: int) -> WindowSet:
+    """One window per series, resampled to `length` readings; `end_row` holds the series index."""
+    x = np.stack([resample(s, length) for s in series]) if series else np.zeros((0, length, 1), np.float32)
+    return WindowSet(x, np.asarray(labels, np.int64), np.arange(len(series), dtype=np.int64))

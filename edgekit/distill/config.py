@@ -6,7 +6,7 @@ Imports no torch, so the CLI can read configs and defaults on a device install.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Literal, TypeVar
 
@@ -19,7 +19,7 @@ C = TypeVar("C")
 
 Mode = Literal["supervised", "unsupervised"]
 TEXT_DATASETS = ("chatterbot",)
-SENSOR_DATASETS = ("shuttle", "mitdb", "daphnet", "plaid", "acsf1")
+SENSOR_DATASETS = ("shuttle", "mitdb", "daphnet", "plaid", "acsf1", "japanesevowels")
 # Text defaults that the CLI's help quotes without importing transformers (TextDistillConfig uses them).
 TEXT_TEACHER_EPOCHS = 5
 TEXT_STUDENT_EPOCHS = 30
@@ -28,16 +28,29 @@ CONFIG_FILE = "config.yaml"
 # Fields holding paths: written absolute into RUN_DIR/config.yaml, so the copy works from any directory.
 PATH_FIELDS = ("csv", "teacher_outputs", "teacher_dir")
 
-# Window, hop and mode that suit each shipped dataset (Shuttle rows are independent readings).
+# The label-scarce recipe of benchmarks/research/kd_label_scarce for labelled series: a rocket teacher,
+# an augmented transfer set, T 2, alpha 0.3.
+SERIES_RECIPE: dict[str, Any] = {"teacher": "rocket", "augment": "default", "temperature": 2.0, "alpha": 0.3}
+# Window, hop, mode and training recipe that suit each shipped dataset (Shuttle rows are independent
+# readings). Keys beyond window/hop/mode fill DistillConfig fields left at None (see `resolve`).
 DATASET_DEFAULTS: dict[str, dict[str, Any]] = {
     "shuttle": {"window": 1, "hop": 1, "mode": "supervised"},
     "mitdb": {"window": 256, "hop": 8, "mode": "unsupervised"},
     "daphnet": {"window": 64, "hop": 16, "mode": "unsupervised"},
-    # labelled series (.ts files): windows cut from each series. A PLAID series is about one mains cycle
-    # of current (100 to 1,344 readings), so a window spans the shortest series whole
-    "plaid": {"window": 100, "hop": 25, "mode": "supervised"},
-    "acsf1": {"window": 128, "hop": 64, "mode": "supervised"},
+    # labelled series (.ts files): each series resampled to one window of this length (PLAID: about one
+    # mains cycle of current, 100 to 1,344 readings; ACSF1: 1,460 power readings)
+    "plaid": {"window": 256, "hop": 256, "mode": "supervised", **SERIES_RECIPE},
+    "acsf1": {"window": 512, "hop": 512, "mode": "supervised", **SERIES_RECIPE},
+    # 12 channels, 7 to 29 frames per utterance: stretched to 32, the next power of two
+    "japanesevowels": {"window": 32, "hop": 32, "mode": "supervised", **SERIES_RECIPE},
 }
+# what a field left at None becomes when the dataset names nothing (CSV data, Shuttle, MIT-BIH)
+GENERAL_DEFAULTS: dict[str, Any] = {"teacher": "tcn", "augment": "none", "temperature": 4.0, "alpha": 0.5}
+# optimizer steps of each student when the transfer set is augmented (epochs mean little over views;
+# equal steps give the KD and no-KD students the same budget)
+AUGMENTED_STEPS = 2000
+Augment = Literal["none", "default"]
+TEACHERS = ("tcn", "rocket")
 
 
 @dataclass
@@ -66,8 +79,20 @@ class DistillConfig:
     normal_class: str | None = None
     # keep the labels of this share of training rows (seeded), hide the rest: label-scarce experiments
     label_fraction: float = 1.0
-    temperature: float = 4.0
-    alpha: float = 0.5
+    # None: the dataset's recipe (DATASET_DEFAULTS), else GENERAL_DEFAULTS; `resolve` fills them in
+    temperature: float | None = None
+    alpha: float | None = None
+    # teacher kind: "tcn" (trained by gradient) or "rocket" (random convolutions + linear head)
+    teacher: str | None = None
+    # augmented views of every training window in the student's transfer set ("default": augment_views)
+    augment: Augment | None = None
+    augment_views: int = 10
+    # student optimizer steps (None: epochs with early stopping, or AUGMENTED_STEPS when augmenting)
+    student_steps: int | None = None
+    # choose temperature and alpha on validation from a small grid (edgekit.distill.tune)
+    tune: bool = False
+    # rocket teacher: refit its head with unlabelled series it predicts at least this confidently (0: off)
+    teacher_self_train: float = 0.0
     false_alarm_rate: float = 0.01
     seed: int = 0
     max_rows: int | None = None
@@ -88,12 +113,33 @@ class DistillConfig:
 def check_kd(cfg: Any, name: Any = None) -> None:
     """KD settings in range; `name(field)` says where a value came from (a flag or a file's field)."""
     name = name or (lambda f: f)
-    if not 0.0 <= cfg.alpha <= 1.0:
+    if cfg.alpha is not None and not 0.0 <= cfg.alpha <= 1.0:
         raise ConfigError(f"{name('alpha')} must be in [0, 1], got {cfg.alpha}")
     if not 0.0 < getattr(cfg, "label_fraction", 1.0) <= 1.0:
         raise ConfigError(f"{name('label_fraction')} must be in (0, 1], got {cfg.label_fraction}")
-    if cfg.temperature <= 0:
+    if cfg.temperature is not None and cfg.temperature <= 0:
         raise ConfigError(f"{name('temperature')} must be > 0, got {cfg.temperature}")
+    if getattr(cfg, "teacher", None) not in (None, *TEACHERS):
+        raise ConfigError(f"{name('teacher')} must be one of {', '.join(TEACHERS)}, got {cfg.teacher!r}")
+    if getattr(cfg, "augment_views", 1) < 1:
+        raise ConfigError(f"{name('augment_views')} must be >= 1, got {cfg.augment_views}")
+
+
+def resolve(cfg: DistillConfig) -> DistillConfig:
+    """`cfg` with every field left at None that has a recipe default filled in: the dataset's
+    (DATASET_DEFAULTS), else the general one; the student's steps when the transfer set is augmented."""
+    recipe = {**GENERAL_DEFAULTS, **DATASET_DEFAULTS.get(cfg.dataset or "", {})}
+    filled = {k: recipe[k] for k in GENERAL_DEFAULTS if getattr(cfg, k) is None}
+    out = replace(cfg, **filled)
+    if out.teacher_outputs and out.augment != "none":
+        raise ConfigError(
+            f"--augment {out.augment}: the teacher is queried on each augmented view, and --teacher-outputs "
+            "holds outputs for the real rows only; use --augment none with a black-box teacher"
+        )
+    if out.student_steps is None and out.augment != "none":
+        out = replace(out, student_steps=AUGMENTED_STEPS)
+    check_kd(out)
+    return out
 
 
 def is_text(dataset: Any) -> bool:

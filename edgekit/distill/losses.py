@@ -26,7 +26,8 @@ def hinton_kd_loss(
     T² keeps the soft term's gradient scale independent of T. With α = 1 this is plain cross-entropy;
     without hard labels (black-box KD on unlabelled data) only the soft term is used. Labels of -1 are
     unlabelled rows: the soft term covers every row, the CE term is the mean over labelled rows only
-    (zero in a batch without any).
+    (zero in a batch without any). Labels may also be [B, K] class probabilities (mixup's mixed one-hot
+    targets); an all-zero row is unlabelled.
     """
     t = temperature
     soft = F.kl_div(
@@ -37,7 +38,7 @@ def hinton_kd_loss(
     ) * (t * t)
     if labels is None:
         return soft
-    known = labels >= 0
+    known = labels.sum(dim=-1) > 0 if labels.dim() == 2 else labels >= 0
     if bool(known.all()):
         hard = F.cross_entropy(student_logits, labels)
     elif bool(known.any()):

@@ -13,7 +13,7 @@ import torch
 from edgekit import __version__
 from edgekit.data.ts_format import published_accuracies
 from edgekit.distill.cascade import check_target, distill_rule
-from edgekit.distill.config import DistillConfig, write_config
+from edgekit.distill.config import DistillConfig, resolve, write_config
 from edgekit.distill.label_free import train_label_free
 from edgekit.distill.prepare import Prepared, prepare, tensor
 from edgekit.distill.prepare_series import is_series_dataset, prepare_series
@@ -27,7 +27,8 @@ from edgekit.run import ArchSpec, Normalization, RunWindows, SensorRun, save_win
 
 __all__ = ["DistillConfig", "distill"]
 
-# a class with less than this share of the labelled training windows is rare: its recall gets a line
+# a class with less than this share of the labelled training windows (and under half an even share of
+# K classes, so that 11 balanced classes are not all "rare") is rare: its recall gets a line
 RARE_SHARE = 0.1
 
 
@@ -67,13 +68,19 @@ def _label_summary(p: Prepared, res: dict[str, Any]) -> dict[str, Any]:
         "classes": p.classes,
         "normal_class": None if p.normal is None else p.classes[p.normal],
         "labelled_rows": int(known.sum()),
-        "transfer_rows": len(p.train),
+        # the student's whole transfer set: training windows plus the augmented views it was given
+        "transfer_rows": res.get("transfer_rows", len(p.train)),
         "labelled_fraction": float(known.mean()) if len(known) else 0.0,
+        "no_kd_rows": res.get("no_kd_rows"),
         "rare_classes": [],
     }
     if known.any() and "probs" in res:
         share = np.bincount(p.train.y[known], minlength=len(p.classes)) / known.sum()
-        out["rare_classes"] = [c for i, c in enumerate(p.classes) if share[i] < RARE_SHARE and i != p.normal]
+        out["rare_classes"] = [
+            c
+            for i, c in enumerate(p.classes)
+            if share[i] < min(RARE_SHARE, 0.5 / len(p.classes)) and i != p.normal
+        ]
     return out
 
 
@@ -91,9 +98,19 @@ def _evaluate(p: Prepared, cfg: DistillConfig, res: dict[str, Any], out: Path) -
         "channels": p.table.channels,
         "windows": {"train": len(p.train), "val": len(p.val), "test": len(p.test)},
         "test_anomaly_rate": anomaly_rate,
-        "kd": {"loss": res["loss"], "temperature": cfg.temperature, "alpha": cfg.alpha},
+        "kd": {
+            "loss": res["loss"],
+            "temperature": res.get("temperature", cfg.temperature),
+            "alpha": res.get("alpha", cfg.alpha),
+        },
         "seed": cfg.seed,
     }
+    if p.mode == "supervised":
+        report["teacher_kind"] = None if cfg.teacher_outputs else cfg.teacher
+        report["augment"] = {"mode": cfg.augment, "views": cfg.augment_views if cfg.augment != "none" else 0}
+        report["student_steps"] = cfg.student_steps
+        # --tune: the grid, each point's validation macro-F1 and the chosen temperature and alpha
+        report["tune"] = res.get("tune")
     if p.mode == "supervised":
         report |= _label_summary(p, res)
     if p.series_problem:
@@ -145,6 +162,7 @@ def _write_windows(p: Prepared, seed: int, out: Path) -> None:
 def distill(cfg: DistillConfig) -> dict[str, Any]:
     """Run the whole distillation and write RUN_DIR (checkpoints, run.json, config.yaml, windows.npz,
     report.json/.md); returns the report (with a rendered "table")."""
+    cfg = resolve(cfg)
     set_seed(cfg.seed)
     p = prepare_series(cfg) if is_series_dataset(cfg.dataset) else prepare(cfg)
     target = check_target(p, cfg)  # a bad cascade target fails before training, not after

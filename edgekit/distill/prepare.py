@@ -14,7 +14,7 @@ import numpy as np
 import torch
 
 from edgekit.data import Normalizer, SensorTable, WindowSet, load_csv, load_dataset, make_windows, split_table
-from edgekit.data.labels import BINARY_CLASSES, UNLABELLED, resolve_normal
+from edgekit.data.labels import BINARY_CLASSES, UNLABELLED, keep_labels, resolve_normal
 from edgekit.distill.config import DATASET_DEFAULTS, DistillConfig, Mode
 from edgekit.distill.teacher_outputs import load_teacher_outputs
 from edgekit.errors import DataError
@@ -101,7 +101,7 @@ def prepare(cfg: DistillConfig) -> Prepared:
     normal = resolve_normal(table.classes, cfg.normal_class, table.name)
     splits = split_table(table, cfg.fractions, seed=cfg.seed)
     if cfg.label_fraction < 1.0 and splits.train.labels is not None:
-        splits.train.labels = hide_labels(splits.train.labels, cfg.label_fraction, cfg.seed)
+        splits.train.labels = keep_labels(splits.train.labels, cfg.label_fraction, cfg.seed)
     norm = Normalizer.fit(splits.train.values)
     # The training split is windowed densely (hop 1): every extra window is free transfer data for
     # the student, since the teacher labels it. Validation and test use the deployed hop.
@@ -132,19 +132,9 @@ def prepare(cfg: DistillConfig) -> Prepared:
     return Prepared(table, mode, window, hop, norm, *ws, list(table.classes), normal, teacher_probs, hard)
 
 
-def hide_labels(labels: np.ndarray, fraction: float, seed: int) -> np.ndarray:
-    """A copy of training `labels` with all but a seeded random `fraction` of the labelled ones hidden."""
-    out = labels.copy()
-    known = np.flatnonzero(out != UNLABELLED)
-    keep = max(1, round(len(known) * fraction))
-    hidden = np.random.default_rng(seed).permutation(known)[keep:]
-    out[hidden] = UNLABELLED
-    return out
-
-
-def check_labelled(table: SensorTable, train: WindowSet, blackbox: bool) -> None:
+def check_labelled(table: SensorTable, train: WindowSet, blackbox: bool, warn_only: bool = False) -> None:
     """Enough labelled training windows per class; a class with fewer than 2 is named (warned about
-    while the others suffice, refused when they do not)."""
+    while the others suffice or `warn_only`, refused otherwise)."""
     y = np.zeros(0, np.int64) if train.y is None else train.y[train.y != UNLABELLED]
     if blackbox:
         return
@@ -154,7 +144,7 @@ def check_labelled(table: SensorTable, train: WindowSet, blackbox: bool) -> None
     scarce = [f"'{c}' ({n})" for c, n in zip(table.classes, counts, strict=True) if n < 2]
     if not scarce:
         return
-    if (counts >= 2).sum() < 2:
+    if (counts >= 2).sum() < 2 and not warn_only:
         raise DataError(
             f"{table.name}: class {', '.join(scarce)} has fewer than 2 labelled training windows, "
             "and fewer than 2 classes have enough"

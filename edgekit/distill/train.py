@@ -23,7 +23,8 @@ def set_seed(seed: int) -> None:
     np.random.seed(seed)
     torch.manual_seed(seed)
     torch.use_deterministic_algorithms(True, warn_only=True)
-    torch.set_num_threads(max(1, os.cpu_count() or 1))
+    # OMP_NUM_THREADS when set: on a shared, busy CPU two threads per op can be 100x slower than one
+    torch.set_num_threads(max(1, int(os.environ.get("OMP_NUM_THREADS") or os.cpu_count() or 1)))
 
 
 def fit(
@@ -82,3 +83,32 @@ def fit(
 def predict(model: nn.Module, x: torch.Tensor, batch_size: int = 4096) -> torch.Tensor:
     model.eval()
     return torch.cat([model(x[i : i + batch_size]) for i in range(0, len(x), batch_size)])
+
+
+def fit_steps(
+    model: nn.Module,
+    x: torch.Tensor,
+    targets: torch.Tensor,
+    step_loss: StepLoss,
+    steps: int,
+    batch_size: int = 64,
+    lr: float = 3e-3,
+    weight_decay: float = 1e-3,
+    seed: int = 0,
+) -> nn.Module:
+    """Train for a fixed number of optimizer steps on random batches (drawn with replacement), AdamW with
+    a one-cycle schedule, keeping the final weights. Used over augmented transfer sets, where an epoch is
+    an arbitrary unit and validation is kept for choosing (--tune) and reporting, not for stopping."""
+    set_seed(seed)
+    opt = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=weight_decay)
+    sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=lr, total_steps=steps, pct_start=0.1)
+    gen = torch.Generator().manual_seed(seed)
+    model.train()
+    for _ in tqdm(range(steps), desc="student", unit="step", leave=False, disable=None):
+        idx = torch.randint(0, len(x), (min(batch_size, len(x)),), generator=gen)
+        loss = step_loss(model, x[idx], targets[idx])
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+        sched.step()
+    return model.eval()

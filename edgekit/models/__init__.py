@@ -4,7 +4,7 @@ Each architecture module registers itself in `MODELS` when imported; they are im
 `edgekit.models.registry` knows no architecture module (add a new one's import below).
 """
 
-from edgekit.models import sensor  # noqa: F401  fills MODELS
+from edgekit.models import rocket, sensor  # noqa: F401  fill MODELS
 from edgekit.models.registry import MODELS, ModelSpec, build_model, count_params
 
 __all__ = ["MODELS", "ModelSpec", "build_model", "count_params"]

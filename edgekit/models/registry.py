@@ -33,7 +33,10 @@ def build_model(spec: ModelSpec) -> nn.Module:
 
 
 def count_params(model: nn.Module) -> int:
-    return sum(p.numel() for p in model.parameters())
+    """Trainable parameters, or a model's own `param_count()` where its fitted numbers are buffers (the
+    rocket teacher's thresholds)."""
+    own = getattr(model, "param_count", None)
+    return int(own()) if callable(own) else sum(p.numel() for p in model.parameters())
 
 
 def load_weights(model: nn.Module, path: str) -> nn.Module:

@@ -115,3 +115,54 @@ class WindowMLP(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         # flatten (not reshape by x.shape[0]): one Flatten node in ONNX instead of Shape/Gather/Concat
         return self.net(torch.flatten(x, 1))
+
+
+class SeriesInput(nn.Module):
+    """[B, W, C] readings -> [B, C', W], channels first. With `shape_channel`, each channel is followed
+    by a per-window z-normalised copy (C' = 2C): appliances differ in amplitude (the first copy, scaled by
+    the bundle's normalization) and in shape (the second). Part of the model, so a device still feeds a
+    window of raw readings and the exported graph computes both."""
+
+    def __init__(self, shape_channel: bool = False) -> None:
+        super().__init__()
+        self.shape_channel = shape_channel
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = x.transpose(1, 2)
+        if not self.shape_channel:
+            return x
+        centred = x - x.mean(dim=-1, keepdim=True)
+        # population std written out (not torch.std): exports as plain ReduceMean/Sqrt, matches numpy's
+        sd = centred.pow(2).mean(dim=-1, keepdim=True).sqrt()
+        return torch.cat([x, centred / (sd + 1e-6)], dim=1)
+
+
+@MODELS.register("cnn-small")
+class SmallCNN(nn.Module):
+    """The device student for windows > 1: three strided Conv1d + BatchNorm + ReLU layers, global mean and
+    max pooling, one Linear layer (about 6.4k parameters at widths 12/24/32 and two input channels).
+    Strides shrink the window 8x, so the graph stays small at any window length."""
+
+    def __init__(
+        self,
+        channels: int,
+        out_dim: int,
+        widths: tuple[int, ...] | list[int] = (12, 24, 32),
+        kernels: tuple[int, ...] | list[int] = (7, 5, 5),
+        stride0: int = 2,
+        shape_channel: bool = False,
+    ) -> None:
+        super().__init__()
+        self.prep = SeriesInput(shape_channel)
+        layers: list[nn.Module] = []
+        cin = channels * (2 if shape_channel else 1)
+        for i, (w, k) in enumerate(zip(widths, kernels, strict=True)):
+            stride = stride0 if i == 0 else 2
+            layers += [nn.Conv1d(cin, w, k, stride=stride, padding=k // 2), nn.BatchNorm1d(w), nn.ReLU()]
+            cin = w
+        self.body = nn.Sequential(*layers)
+        self.head = nn.Linear(2 * cin, out_dim)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        h = self.body(self.prep(x))
+        return self.head(torch.cat([h.mean(dim=-1), h.amax(dim=-1)], dim=1))

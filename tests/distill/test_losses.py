@@ -78,3 +78,20 @@ def test_unlabelled_rows_get_only_the_soft_term():
     assert float(loss) == pytest.approx(0.5 * soft, rel=1e-6)
     loss.backward()
     assert s.grad is not None and torch.isfinite(s.grad).all()
+
+
+def test_mixed_one_hot_targets_are_cross_entropy_with_probabilities():
+    hinton_kd_loss = LOSSES.get("hinton")
+    # mixup's targets: lam * onehot(a) + (1 - lam) * onehot(b); an all-zero row is unlabelled
+    s = torch.tensor([[2.0, 0.0, -1.0], [0.5, 0.5, 0.0], [1.0, -1.0, 0.0]])
+    t = torch.zeros(3, 3)
+    y = torch.tensor([[0.7, 0.3, 0.0], [0.0, 0.0, 1.0], [0.0, 0.0, 0.0]])
+    loss = hinton_kd_loss(s, t, y, temperature=1.0, alpha=1.0)
+    logp = torch.log_softmax(s, dim=1)
+    want = -(0.7 * logp[0, 0] + 0.3 * logp[0, 1] + logp[1, 2]) / 2  # mean over the two labelled rows
+    assert float(loss) == pytest.approx(float(want), rel=1e-6)
+    # integer labels give the same value as their one-hot rows
+    ints = hinton_kd_loss(s[1:2], t[1:2], torch.tensor([2]), temperature=1.0, alpha=1.0)
+    assert float(ints) == pytest.approx(
+        float(hinton_kd_loss(s[1:2], t[1:2], y[1:2], temperature=1.0, alpha=1.0))
+    )

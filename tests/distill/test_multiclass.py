@@ -9,7 +9,7 @@ import pytest
 
 from edgekit.distill.pipeline import DistillConfig, distill
 from edgekit.distill.prepare import prepare
-from edgekit.errors import DataError
+from edgekit.errors import ConfigError, DataError
 
 CLASSES = ["bearing", "ok", "rotor"]
 FAST = {
@@ -153,6 +153,7 @@ def test_plaid_slice_student_beats_chance_and_uses_unlabelled_series(tmp_path):
         teacher_hidden=32,
         batch_size=32,
         label_fraction=0.5,
+        augment="none",  # the un-augmented path: the transfer set is the training series themselves
     )
     p = prepare_series(cfg)
     # labels hidden by whole training series: a series' windows are all labelled or all not
@@ -167,3 +168,70 @@ def test_plaid_slice_student_beats_chance_and_uses_unlabelled_series(tmp_path):
     assert report["student"]["series_accuracy"] > 1 / 11
     assert report["published_accuracy"]["WEASEL-2.0"] > 0.8
     assert "published (aeon, official split): WEASEL-2.0" in report["table"]
+
+
+def test_tune_chooses_on_validation_only(tmp_path, monkeypatch):
+    import edgekit.distill.supervised as sup
+
+    seen = []
+    real = sup.choose_kd
+
+    def recording(train, x_val, y_val, k, *a, **kw):
+        seen.append((x_val.numpy().copy(), np.asarray(y_val).copy()))
+        return real(train, x_val, y_val, k, *a, **kw)
+
+    monkeypatch.setattr(sup, "choose_kd", recording)
+    csv = _csv(tmp_path / "f.csv", n=900)
+    cfg = _cfg(tmp_path, csv, tune=True, augment="default", augment_views=2, student_steps=120)
+    report = distill(cfg)
+    tune = report["tune"]
+    assert len(tune["grid"]) == 9 and tune["metric"] == "validation macro-F1"
+    assert {(g["temperature"], g["alpha"]) for g in tune["grid"]} == {
+        (t, a) for t in (1.0, 2.0, 4.0) for a in (0.1, 0.3, 0.5)
+    }
+    best = max(tune["grid"], key=lambda g: g["val_macro_f1"])
+    assert (tune["temperature"], tune["alpha"]) == (best["temperature"], best["alpha"])
+    assert (report["kd"]["temperature"], report["kd"]["alpha"]) == (best["temperature"], best["alpha"])
+    # the chooser got exactly the validation windows, never the test ones
+    from edgekit.distill.prepare import prepare
+
+    p = prepare(cfg)
+    ((x_val, y_val),) = seen
+    assert np.array_equal(x_val, p.val.x) and np.array_equal(y_val, p.val.y)
+    assert len(x_val) != len(p.test.x) or not np.array_equal(x_val, p.test.x)
+    assert json.loads((tmp_path / "run" / "report.json").read_text())["tune"] == tune
+
+
+def test_csv_window_one_with_augmentation_counts_views(tmp_path):
+    csv = _csv(tmp_path / "f.csv", n=900, blank=0.5)
+    report = distill(
+        _cfg(tmp_path, csv, augment="default", augment_views=3, student_steps=200, normal_class="ok")
+    )
+    n = report["windows"]["train"]
+    assert report["transfer_rows"] == 4 * n and report["labelled_rows"] < n
+    assert report["augment"] == {"mode": "default", "views": 3}
+    assert report["student"]["macro_f1"] > 0.6  # chance is ~0.33 for 3 classes
+    assert report["student"]["params"] == report["student_no_kd"]["params"]
+
+
+def test_augment_with_teacher_outputs_is_refused_in_one_line(tmp_path):
+    csv = _csv(tmp_path / "f.csv", n=300)
+    outputs = tmp_path / "t.csv"
+    outputs.write_text("row,p0,p1,p2\n" + "".join(f"{i},0.2,0.5,0.3\n" for i in range(300)))
+    with pytest.raises(ConfigError, match="--teacher-outputs holds outputs for the real rows only") as err:
+        distill(_cfg(tmp_path, csv, teacher_outputs=str(outputs), augment="default"))
+    assert "\n" not in str(err.value)
+
+
+def test_cli_takes_the_recipe_flags(tmp_path, capsys):
+    from edgekit.cli import main
+
+    csv = _csv(tmp_path / "f.csv", n=600)
+    rc = main(
+        ["distill", "--csv", str(csv), "--label-column", "fault", "--window", "1", "--augment", "default",
+         "--augment-views", "2", "--student-steps", "60", "--teacher-epochs", "3", "--tune",
+         "--out", str(tmp_path / "cli")]
+    )  # fmt: skip
+    assert rc == 0
+    saved = json.loads((tmp_path / "cli" / "report.json").read_text())
+    assert saved["augment"]["views"] == 2 and saved["tune"] is not None and saved["student_steps"] == 60
