@@ -172,6 +172,10 @@ def _latency_lines(data: dict[str, Any]) -> list[str]:
 
 def render(data: dict[str, Any], section: bool = True) -> str:
     """The table (and, for the RESULTS.md section, the notes, verdicts and failures) as markdown."""
+    order = list(dict.fromkeys(r["dataset"] for r in data["rows"]))
+    data = data | {
+        "rows": sorted(data["rows"], key=lambda r: (order.index(r["dataset"]), r["fraction"] or 0.0))
+    }
     lines = _main_table(data)
     if section:
         lines = [
@@ -192,9 +196,12 @@ def render(data: dict[str, Any], section: bool = True) -> str:
             "",
             *(f"- {v}" for v in verdicts(data)),
         ]
+        if data.get("missing") or any(r.get("failed") for r in data["rows"]):
+            lines += ["", "Runs not in the table:", ""]
         for r in data["rows"]:
             for seed, why in r.get("failed", {}).items():
-                lines.append(f"- run failed: {r['dataset']}, {_labels(r)} labels, seed {seed}: {why}")
+                lines.append(f"- missing run: {r['dataset']}, {_labels(r)} labels, seed {seed}: {why}")
+        lines += [f"- missing cell: {m}" for m in data.get("missing", [])]
     return "\n".join(lines)
 
 

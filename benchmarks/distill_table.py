@@ -93,6 +93,8 @@ class DistillTable:
     machine: str
     wall_s: float
     max_rows: int | None = None
+    # (dataset, label fraction) cells without a single finished run, and why
+    missing: list[str] = field(default_factory=list)
     schema: int = SCHEMA
 
     def to_json(self) -> str:
@@ -143,17 +145,40 @@ def _decisions(run: RunFolder) -> tuple[np.ndarray, dict[str, np.ndarray]]:
     return np.asarray(y, np.int64), out
 
 
-def run_one(ds: str, fraction: float | None, seed: int, out: Path, args: argparse.Namespace) -> SeedResult:
+# what a reused run's config.yaml must agree on with the run this table would start
+REUSE_KEYS = ("dataset", "seed", "label_fraction", "max_rows", "teacher_epochs", "student_epochs")
+
+
+class OutOfTime(Exception):
+    """The --budget-min is spent: runs not already finished under --out are not started."""
+
+
+def _reusable(run_dir: Path, cfg: DistillConfig) -> bool:
+    """A finished run (config.yaml is written last) made with the same settings."""
+    from edgekit.distill.config import read_config_file
+
+    path = run_dir / "config.yaml"
+    if not path.is_file():
+        return False
+    have = read_config_file(path)
+    return all(have.get(k) == getattr(cfg, k) for k in REUSE_KEYS)
+
+
+def run_one(
+    ds: str, fraction: float | None, seed: int, out: Path, args: argparse.Namespace, deadline: float
+) -> SeedResult:
     run_dir = out / ds / ("label-free" if fraction is None else f"f{fraction:g}") / f"seed{seed}"
-    if not (args.reuse and (run_dir / "report.json").is_file() and (run_dir / "run.json").is_file()):
-        cfg = DistillConfig(
-            out=str(run_dir),
-            dataset=ds,
-            seed=seed,
-            label_fraction=1.0 if fraction is None else fraction,
-            max_rows=args.max_rows,
-            **(QUICK_EPOCHS if args.quick else {}),
-        )
+    cfg = DistillConfig(
+        out=str(run_dir),
+        dataset=ds,
+        seed=seed,
+        label_fraction=1.0 if fraction is None else fraction,
+        max_rows=args.max_rows,
+        **(QUICK_EPOCHS if args.quick else {}),
+    )
+    if not (args.reuse and _reusable(run_dir, cfg)):
+        if time.time() > deadline:
+            raise OutOfTime(f"not run: the time budget of {args.budget_min:g} min was spent")
         t0 = time.time()
         distill(cfg)
         log.info("%s fraction %s seed %s: %.0f s", ds, fraction, seed, time.time() - t0)
@@ -327,8 +352,9 @@ def measure_latency(ds: str, run_dir: Path, budget_s: float) -> Latency:
 
 def build_table(args: argparse.Namespace) -> DistillTable:
     t_start = time.time()
+    deadline = t_start + 60 * args.budget_min if args.budget_min is not None else float("inf")
     out = Path(args.out)
-    rows, latency = [], []
+    rows, latency, missing = [], [], []
     for ds in args.datasets:
         label_free = DATASET_DEFAULTS.get(ds, {}).get("mode") == "unsupervised"
         fractions: list[float | None] = [None] if label_free else list(args.fractions)
@@ -337,11 +363,15 @@ def build_table(args: argparse.Namespace) -> DistillTable:
             results, failed = [], {}
             for seed in args.seeds:
                 try:
-                    results.append(run_one(ds, fraction, seed, out, args))
-                except EdgekitError as exc:  # e.g. too few labelled rows of a class at 1%: recorded, shown
+                    results.append(run_one(ds, fraction, seed, out, args, deadline))
+                except (
+                    EdgekitError,
+                    OutOfTime,
+                ) as exc:  # e.g. too few labelled rows of a class at 1%: recorded, shown
                     failed[seed] = str(exc)
                     log.warning("%s fraction %s seed %s failed: %s", ds, fraction, seed, exc)
             if not results:
+                missing.append(f"{ds}, label fraction {fraction}: " + "; ".join(sorted(set(failed.values()))))
                 continue
             row = summarize(ds, fraction, results, failed)
             rows.append(row)
@@ -358,9 +388,8 @@ def build_table(args: argparse.Namespace) -> DistillTable:
                 )
         if lat_dir is not None:
             latency.append(measure_latency(ds, lat_dir, args.latency_s))
-    return DistillTable(
-        rows, latency, list(args.seeds), args.quick, machine(), time.time() - t_start, args.max_rows
-    )
+    wall = time.time() - t_start
+    return DistillTable(rows, latency, list(args.seeds), args.quick, machine(), wall, args.max_rows, missing)
 
 
 def main() -> None:
@@ -373,6 +402,13 @@ def main() -> None:
     ap.add_argument("--reuse", action="store_true", help="reuse finished runs found under --out")
     ap.add_argument(
         "--latency-s", type=float, default=3.0, help="seconds of interleaved calls per batch size"
+    )
+    ap.add_argument(
+        "--budget-min",
+        type=float,
+        default=None,
+        help="start no new run after this many minutes (finished runs are still reused with --reuse); "
+        "what was not run is listed under the table",
     )
     ap.add_argument("--out", default="runs/bench-distill")
     args = ap.parse_args()
