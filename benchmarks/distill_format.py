@@ -181,7 +181,7 @@ def render(data: dict[str, Any], section: bool = True) -> str:
         lines = [
             f"Seeds {data['seeds']}{' (QUICK: shortened epoch budget, not the defaults)' if data['quick'] else ''}; "
             f"every run is `distill(DistillConfig(out, dataset, label_fraction, seed))` with defaults; "
-            f"wall time {data['wall_s'] / 60:.0f} min. macro-F1 mean ± sd over seeds; KD gain = student minus "
+            f"this invocation took {data['wall_s'] / 60:.0f} min (runs reused from --out are not re-timed). macro-F1 mean ± sd over seeds; KD gain = student minus "
             "no-KD macro-F1, 95% CI from a paired bootstrap over seeds and test windows; retention = student / "
             "teacher mean macro-F1. The no-KD student has the same architecture and epoch budget and sees only "
             "the labelled rows (label-free: the same-budget autoencoder on normal windows).",
