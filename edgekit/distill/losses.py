@@ -81,3 +81,21 @@ def reconstruction_kd_loss(
 def probs_to_logits(probs: torch.Tensor, eps: float = 1e-4) -> torch.Tensor:
     """Teacher probabilities (e.g. from an API) as logits; softmax(log p) == p, so KD is unchanged."""
     return torch.log(probs.clamp(min=eps))
+
+
+@LOSSES.register("score-rank")
+def score_rank_loss(
+    student_out: torch.Tensor,
+    teacher_out: torch.Tensor,
+    labels: torch.Tensor | None = None,
+    alpha: float = 0.5,
+    **_: float,
+) -> torch.Tensor:
+    """Label-free KD that keeps the teacher's ranking: (1 - α)·pairwise logistic loss over the batch's
+    pairs the teacher orders (RankNet, Burges et al. 2005) + α·MSE to the teacher's score. Scores are
+    [B] or [B, 1] on the teacher's (standardized) scale; the MSE term anchors the scale."""
+    s, t = student_out.reshape(-1), teacher_out.reshape(-1)
+    ds, dt = s[:, None] - s[None, :], t[:, None] - t[None, :]
+    ordered = dt > 0
+    rank = F.softplus(-ds[ordered]).mean() if bool(ordered.any()) else s.sum() * 0.0
+    return (1.0 - alpha) * rank + alpha * F.mse_loss(s, t)

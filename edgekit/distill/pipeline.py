@@ -113,6 +113,8 @@ def _evaluate(p: Prepared, cfg: DistillConfig, res: dict[str, Any], out: Path) -
         report["tune"] = res.get("tune")
     if p.mode == "supervised":
         report |= _label_summary(p, res)
+    if "transfer" in res:  # label-free: clean and perturbed windows in the transfer set, and the KD chosen
+        report["label_free_transfer"] = res["transfer"]
     if p.series_problem:
         # aeon's published test accuracies (per series, official split) beside edgekit's series accuracy
         report["published_accuracy"] = published_accuracies(p.series_problem)
