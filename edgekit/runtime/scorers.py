@@ -65,7 +65,7 @@ class ScorerFactory:
     ) -> bool:
         """Swap a reloaded `engine` (of the scorer's kind: the reload policy checked) into `scorer`, with
         its cascade and drift monitor. True when stream buffers were reset (window or channels differ)."""
-        reset = scorer.swap(engine)  # type: ignore[arg-type]  # same kind: ReloadPolicy.check
+        reset = scorer.swap(engine)  # type: ignore[arg-type]  # the same kind: ReloadPolicy.check refused others
         scorer.cascade = self.cascade.runner(engine, teacher)
         if isinstance(scorer, Scorer) and isinstance(engine, Engine):  # the new reference, if any
             scorer.drift = self.drift(engine)
