@@ -334,11 +334,7 @@ class SensorCascade(CascadeRunner):
             body = {
                 "kind": "sensor",
                 "device": self.device,
-                "stream": w.stream,
-                "id": f"{w.stream}@{w.end_ts!r}",
-                "seq": w.seq,
-                "start_ts": w.start_ts,
-                "end_ts": w.end_ts,
+                **w.fields(),
                 "ts": time.time(),
                 "channels": self.channels,
                 "readings": batch.x[i].tolist(),

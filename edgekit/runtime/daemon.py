@@ -3,12 +3,13 @@
 Two threads do the work. paho's network thread (runtime.link) only triages each message (topic, size,
 partition) and puts it on a bounded Inbox; the scoring thread (the caller of run()) hands messages to
 the Scorer, which scores every ready window of every stream in one onnxruntime call and publishes
-reports through this class. Nothing a publisher sends can raise out of either thread: every refusal is
-counted, logged at most once per kind per interval, and reported on the errors topic. If a thread dies
+reports through runtime.sink. Nothing a publisher sends can raise out of either thread: every refusal
+is counted, logged at most once per kind per interval, and reported on the errors topic. If a thread dies
 anyway (a bug), run() returns EXIT_THREAD_DIED so that systemd restarts the service.
 
 This module wires the pieces: runtime.link (the MQTT connection), runtime.commands (command topic and
-reload policy), runtime.heartbeat (status and heartbeat bodies), runtime.scoring (the hot path).
+reload policy), runtime.heartbeat (status and heartbeat bodies), runtime.scorers (the scorer of a bundle,
+with its cascade and drift monitor; runtime.scoring is the hot path), runtime.sink (reports and errors out).
 """
 
 from __future__ import annotations
@@ -28,7 +29,6 @@ from edgekit.errors import ConfigError, EdgekitError
 from edgekit.profiles import TargetProfile, load_profile
 from edgekit.runtime import codec
 from edgekit.runtime.commands import CommandQueue, ReloadPolicy, check_share_group
-from edgekit.runtime.drift import DriftMonitor, monitor_for
 from edgekit.runtime.engine import Engine
 from edgekit.runtime.escalations import DeviceCascade
 from edgekit.runtime.health import Health, write_health
@@ -45,9 +45,10 @@ from edgekit.runtime.mqtt import (
     parse_partition,
 )
 from edgekit.runtime.reload import Reloader, load_engine
-from edgekit.runtime.reports import ReportPublisher, report_qos
-from edgekit.runtime.scoring import Scorer
+from edgekit.runtime.reports import report_qos
+from edgekit.runtime.scorers import ScorerFactory
 from edgekit.runtime.service import Notifier
+from edgekit.runtime.sink import DaemonSink
 from edgekit.runtime.stats import (
     Counters,
     LatencyHistogram,
@@ -56,7 +57,6 @@ from edgekit.runtime.stats import (
     start_metrics_server,
 )
 from edgekit.runtime.text import TextEngine
-from edgekit.runtime.text_scoring import TextScorer
 
 log = logging.getLogger(__name__)
 
@@ -112,6 +112,10 @@ class Daemon:
             self.topics = self.topics.for_worker(cfg.worker)
         self.counters, self.latency = Counters(), LatencyHistogram()
         self.limiter = RateLimiter(cfg.error_interval_s)
+        self.sink = DaemonSink(
+            self.topics, self.counters, self.limiter, d.qos, lambda: self.scorer.publish_scores
+        )
+        self.error = self.sink.error
         self.verified = cfg.pubkey is not None
         engine = check_share_group(load_engine(cfg.bundle, cfg.pubkey, self.profile), cfg.share_group)
         self.cascade = DeviceCascade(
@@ -123,15 +127,22 @@ class Daemon:
             self.error,
             lambda: self.scorer.publish_scores,
         )
-        teacher = self.cascade.teacher(engine)
-        self.scorer: Scorer | TextScorer
-        if isinstance(engine, TextEngine):  # text bundle: text topics in, classifications out
-            self.scorer = TextScorer(engine, self, self.counters, self.latency, max_batch=d.max_batch)
-            self.streams = self.topics.text
-        else:
-            self.streams = self.topics.sensors
-            self.scorer = self._sensor_scorer(engine)
-        self.scorer.cascade = self.cascade.runner(engine, teacher)
+        self.scorers = ScorerFactory(
+            self.profile,
+            self.sink,
+            self.counters,
+            self.latency,
+            self.cascade,
+            lambda body: self.client.publish(self.topics.alerts, body, qos=1),
+            device=cfg.device,
+            gap_factor=cfg.gap_factor,
+            max_streams=cfg.max_streams,
+            threshold=cfg.threshold,
+            publish_scores=cfg.publish_scores,
+        )
+        self.scorer = self.scorers.build(engine, self.cascade.teacher(engine))
+        # text bundle: text topics in, classifications out
+        self.streams = self.topics.text if isinstance(engine, TextEngine) else self.topics.sensors
         self.inbox: Inbox[tuple[str, bytes, float]] = Inbox(d.queue_size, d.overload, d.queue_bytes)
         self.policy = ReloadPolicy(cfg.bundle, cfg.pubkey, cfg.share_group, cfg.allow_downgrade)
         self.reloader = Reloader(cfg.pubkey, self.profile, self.cascade.setting)
@@ -171,33 +182,7 @@ class Daemon:
             self.link.subscribed,
         )
         self.report_qos = report_qos(cfg.report_qos, d)
-        self.reports = ReportPublisher(
-            self.client, self.topics, self.report_qos, cfg.reports or d.reports, self.counters, self.error
-        )
-
-    def _sensor_scorer(self, engine: Engine) -> Scorer:
-        cfg, d = self.cfg, self.profile.daemon
-        return Scorer(
-            engine,
-            self,
-            self.counters,
-            self.latency,
-            device=cfg.device,
-            max_batch=d.max_batch,
-            gap_factor=cfg.gap_factor,
-            max_streams=cfg.max_streams,
-            threshold=cfg.threshold,
-            publish_scores=d.publish_scores if cfg.publish_scores is None else cfg.publish_scores,
-            max_clock_skew_s=d.max_clock_skew_s,
-            stream_idle_s=d.stream_idle_s,
-            drift=self._drift(engine),
-        )
-
-    def _drift(self, engine: Engine) -> DriftMonitor | None:
-        """The bundle's drift monitor (None: profile drift.enabled off, or no reference statistics); its
-        alerts are rate-limited by the monitor itself."""
-        publish = lambda body: self.client.publish(self.topics.alerts, body, qos=1)  # noqa: E731
-        return monitor_for(engine.manifest, self.profile.drift, publish)
+        self.reports = self.sink.attach(self.client, self.report_qos, cfg.reports or d.reports)
 
     @property
     def engine(self) -> Engine | TextEngine:
@@ -226,46 +211,6 @@ class Daemon:
         except Exception as exc:  # paho would end its network thread on an exception
             log.exception("unexpected error handling a message")
             self.error("internal_error", f"{type(exc).__name__}: {exc}")
-
-    # -- Sink of the scorer (scoring thread); error() is called from both threads ------------------
-    def report(self, payload: bytes, anomaly: bool, stream: str) -> None:
-        self.reports.publish_scores = self.scorer.publish_scores
-        self.reports.report(payload, anomaly, stream)
-
-    def flushed(self) -> None:
-        self.reports.flushed()
-
-    def classification(self, payload: str, stream: str) -> None:
-        """Sink of the text scorer: every classified message is reported."""
-        info = self.client.publish(self.topics.classifications, payload, qos=self.profile.daemon.qos)
-        if info.rc == mqtt.MQTT_ERR_QUEUE_SIZE:
-            self.error("report_lost", "outgoing queue full while disconnected", stream)
-        else:
-            self.counters.reports += 1
-
-    def error(
-        self, kind: str, detail: str, stream: str | None = None, n: int = 1, publish: bool = True
-    ) -> None:
-        """Count, log (rate-limited) and, with `publish`, report on the errors topic."""
-        # Each kind is counted from one thread (internal_error: rarely both), so += loses nothing.
-        errs = self.counters.errors
-        errs[kind] = errs.get(kind, 0) + n
-        ok, suppressed = self.limiter.allow(kind)
-        if not ok:
-            return
-        more = f" (+{suppressed} similar suppressed)" if suppressed else ""
-        log.warning("%s%s: %s%s", kind, f" [{stream}]" if stream else "", detail, more)
-        if not publish:
-            return
-        body = {
-            "kind": kind,
-            "stream": stream,
-            "detail": detail,
-            "count": errs[kind],
-            "suppressed": suppressed,
-        }
-        body["ts"] = time.time()
-        self.client.publish(self.topics.errors, json.dumps(body), qos=1)
 
     # -- scoring thread housekeeping: commands, reload, heartbeat, watchdog ------------------------
     def _housekeeping(self, now: float) -> None:
@@ -302,11 +247,8 @@ class Daemon:
             self.error("reload_failed", f"kept model {self.engine.manifest.model_version}: {error}")
             self._write_health(error)
             return
-        if self.scorer.swap(engine):
+        if self.scorers.adopt(self.scorer, engine, teacher):
             log.warning("the new model's window or channels differ: stream buffers were reset")
-        self.scorer.cascade = self.cascade.runner(engine, teacher)
-        if isinstance(self.scorer, Scorer) and isinstance(engine, Engine):  # the new reference, if any
-            self.scorer.drift = self._drift(engine)
         self.last_reload_error = None
         self.counters.reloads += 1
         self.client.publish(self.topics.status, self._status("online", "reloaded"), qos=1, retain=True)

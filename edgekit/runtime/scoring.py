@@ -201,11 +201,7 @@ class Scorer:
         extra = {} if cls is None else {"class": m.labels[cls[0]], "probability": cls[1]}
         body = {
             "device": self.device,
-            "stream": w.stream,
-            "id": f"{w.stream}@{w.end_ts!r}",
-            "seq": w.seq,
-            "start_ts": w.start_ts,
-            "end_ts": w.end_ts,
+            **w.fields(),
             "score": score,
             "threshold": thr,
             "label": extra["class"] if extra else (m.labels if len(m.labels) > 1 else _BINARY)[hit],

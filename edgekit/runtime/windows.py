@@ -191,6 +191,16 @@ class WindowMeta:
     end_ts: float
     recv: float  # perf_counter() at receipt of the window's last reading
 
+    def fields(self) -> dict:
+        """The window's fields in every message about it (report, escalation), in their order."""
+        return {
+            "stream": self.stream,
+            "id": f"{self.stream}@{self.end_ts!r}",
+            "seq": self.seq,
+            "start_ts": self.start_ts,
+            "end_ts": self.end_ts,
+        }
+
 
 class WindowBatch:
     """Preallocated [max_batch, W, C] staging area: ready windows wait here for one batched model call."""
