@@ -16,7 +16,8 @@ import numpy as np
 import torch
 from torch import nn
 
-from edgekit.data.text import TextSplits, load_chatterbot, split_by_group, subsample_groups
+from edgekit.data.rotten_tomatoes import load_rotten_tomatoes
+from edgekit.data.text import TextCorpus, TextSplits, load_chatterbot, split_by_group, subsample_groups
 from edgekit.distill.text_config import TextDistillConfig
 from edgekit.distill.train import predict
 from edgekit.models.text import shrink_tokenizer
@@ -24,8 +25,14 @@ from edgekit.models.text import shrink_tokenizer
 SPLITS = ("train", "val", "test")
 
 
+def load_corpus(cfg: TextDistillConfig) -> TextCorpus:
+    if cfg.dataset == "rotten_tomatoes":
+        return load_rotten_tomatoes(cfg.classes, cfg.min_class_size)
+    return load_chatterbot(cfg.min_class_size, cfg.classes)
+
+
 def load_splits(cfg: TextDistillConfig) -> TextSplits:
-    corpus = load_chatterbot(cfg.min_class_size, cfg.classes)
+    corpus = load_corpus(cfg)
     if cfg.max_statements:
         corpus = subsample_groups(corpus, cfg.max_statements, cfg.seed)
     return split_by_group(corpus, cfg.fractions, cfg.seed)
