@@ -21,7 +21,7 @@ def corpus():
 
 def _movies_of(path):
     movie: dict[str, set[str]] = {}
-    for cat, text, m in read_rotten_tomatoes(path):
+    for _cat, text, m in read_rotten_tomatoes(path):
         movie.setdefault(" ".join(text.lower().split()), set()).add(m)
     return movie
 
