@@ -120,6 +120,32 @@ def _cell(lat: dict[str, Any] | None, b: int) -> str:
     return "-" if not lat else f"{lat[f'b{b}']['p50_ms']:.2f}/{lat[f'b{b}']['p99_ms']:.2f}"
 
 
+def targets(reports: list[dict[str, Any]], latency: dict[str, Any], students: list[str]) -> list[str]:
+    """Where each exported student lands against the issue's targets: >= 97% of the teacher's macro-F1 at
+    >= 3x lower tokenize+infer latency, and >= 90% at >= 15x (batch 1, p50, vs the FP32 teacher). The
+    exported figures are seed 0's (the seed whose models were timed)."""
+    t_f1 = latency["teacher/fp32"]["macro_f1"]
+    t_ms = latency["teacher/fp32"]["b1"]["p50_ms"]
+    out = [
+        "Targets (seed " + str(reports[0]["seed"]) + "'s exported models, batch-1 p50 vs the FP32 teacher):"
+    ]
+    for name in students:
+        for mode in MODES:
+            lat = latency.get(f"{name}/{mode}")
+            if not lat:
+                continue
+            ret, speed = lat["macro_f1"] / t_f1, t_ms / lat["b1"]["p50_ms"]
+            met = [
+                goal
+                for goal, (r, x) in {"97% at 3x": (0.97, 3), "90% at 15x": (0.90, 15)}.items()
+                if ret >= r and speed >= x
+            ]
+            out.append(
+                f"- {name} {mode}: retention {ret:.3f}, {speed:.1f}x faster: {'meets ' + ' and '.join(met) if met else 'meets neither'}"
+            )
+    return out
+
+
 def render(reports: list[dict[str, Any]], latency: dict[str, Any], students: list[str]) -> str:
     """The per-model table (quality over seeds, latency of the first seed's exports) and KD vs no-KD."""
     teacher_b1 = latency["teacher/fp32"]["b1"]["p50_ms"]
@@ -144,6 +170,7 @@ def render(reports: list[dict[str, Any]], latency: dict[str, Any], students: lis
             f"| {_mean_sd([x['macro_f1'] for x in rows])} | {_ci_span([x['macro_f1_ci95'] for x in rows])} "
             f"| {'-' if not lat['int8-dynamic'] else format(lat['int8-dynamic']['macro_f1'], '.3f')} | {ret} | {agr} |"
         )
+    lines += ["", *targets(reports, latency, students)]
     lines += [
         "",
         "KD vs the same student trained without the teacher (macro-F1 difference, paired bootstrap 95% CI per seed):",
