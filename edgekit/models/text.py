@@ -186,7 +186,8 @@ def layer_dropped_student(
     cfg |= {
         "num_hidden_layers": len(keep),
         "vocab_size": len(kept) if kept is not None else teacher.config.vocab_size,
-        "max_position_embeddings": min(max_length, teacher.config.max_position_embeddings),
+        # cut at max_length, but not below 16: optimum's ONNX exporter traces with 16-token dummy inputs
+        "max_position_embeddings": min(max(max_length, 16), teacher.config.max_position_embeddings),
     }
     student = BertForSequenceClassification(BertConfig.from_dict(cfg))
     prefix = "bert.encoder.layer."
