@@ -50,7 +50,6 @@ def test_students_beat_chance_on_the_real_corpus(rt_run):
     assert report["dataset"] == "rotten_tomatoes" and report["labels"] == ["fresh", "plot", "rotten"]
     assert report["layer_students"] == {"student_l1": [1]}
     y = _test_labels(out)
-    majority = float(np.bincount(y).max() / len(y))
     # the best constant answer: one class's F1 (2p / (1 + p) for its share p), the others 0
     constant_f1 = max(2 * p / (1 + p) for p in np.bincount(y, minlength=3) / len(y)) / 3
     # at this budget (two epochs for the layer student, four for the small BERT from scratch) the bar
