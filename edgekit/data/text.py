@@ -115,10 +115,22 @@ def _find(parent: list[int], i: int) -> int:
     return i
 
 
+def _union(parent: list[int], i: int, j: int) -> None:
+    a, b = _find(parent, i), _find(parent, j)
+    if a != b:
+        parent[max(a, b)] = min(a, b)
+
+
 def build_corpus(
-    convs: list[tuple[str, list[str]]], min_class_size: int = MIN_CLASS_SIZE, classes: list[str] | None = None
+    convs: list[tuple[str, list[str]]],
+    min_class_size: int = MIN_CLASS_SIZE,
+    classes: list[str] | None = None,
+    group_keys: list[str] | None = None,
 ) -> TextCorpus:
-    """Deduplicate, drop ambiguous statements, group conversations, and map categories to classes."""
+    """Deduplicate, drop ambiguous statements, group conversations, and map categories to classes.
+
+    `group_keys` (one per conversation): conversations with the same key also join one group (the
+    Rotten Tomatoes reviews of one movie), besides those that share a statement."""
     key_cats: dict[str, set[str]] = {}
     for cat, statements in convs:
         for s in statements:
@@ -129,15 +141,19 @@ def build_corpus(
     # union conversations that share a statement, so every copy of it lands in one split
     parent = list(range(len(convs)))
     first_conv: dict[str, int] = {}
+    first_key: dict[str, int] = {}
+    for ci, gk in enumerate(group_keys or []):
+        if gk in first_key:
+            _union(parent, first_key[gk], ci)
+        else:
+            first_key[gk] = ci
     for ci, (_cat, statements) in enumerate(convs):
         for s in statements:
             k = _key(s)
             if k in ambiguous:
                 continue
             if k in first_conv:
-                a, b = _find(parent, first_conv[k]), _find(parent, ci)
-                if a != b:
-                    parent[max(a, b)] = min(a, b)
+                _union(parent, first_conv[k], ci)
             else:
                 first_conv[k] = ci
 
@@ -223,7 +239,8 @@ def split_by_group(
 ) -> TextSplits:
     """Seeded train/val/test split of whole groups, stratified by source category.
 
-    Within each category, groups are visited in a seeded random order and each goes to the split
+    Within each stratum (the set of categories a group holds: one chatterbot category, or for a movie
+    e.g. "fresh+plot+rotten"), groups are visited in a seeded random order and each goes to the split
     furthest below its target share of statements, so every split gets its share of every topic
     (including the topics merged into OTHER) without cutting a conversation.
     """
@@ -234,7 +251,7 @@ def split_by_group(
     members = _members(corpus.groups)
     by_cat: dict[str, list[int]] = {}
     for gi, m in enumerate(members):
-        by_cat.setdefault(corpus.categories[m[0]], []).append(gi)
+        by_cat.setdefault("+".join(sorted({corpus.categories[i] for i in m})), []).append(gi)
     parts: list[list[int]] = [[], [], []]
     for cat in sorted(by_cat):
         gs = by_cat[cat]

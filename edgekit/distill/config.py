@@ -18,7 +18,7 @@ from edgekit.errors import ConfigError
 C = TypeVar("C")
 
 Mode = Literal["supervised", "unsupervised"]
-TEXT_DATASETS = ("chatterbot",)
+TEXT_DATASETS = ("chatterbot", "rotten_tomatoes")
 SENSOR_DATASETS = ("shuttle", "mitdb", "daphnet", "plaid", "acsf1", "japanesevowels")
 # Text defaults that the CLI's help quotes without importing transformers (TextDistillConfig uses them).
 TEXT_TEACHER_EPOCHS = 5

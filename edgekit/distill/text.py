@@ -1,5 +1,6 @@
-"""`edgekit distill --dataset chatterbot`: fine-tune the MiniLM teacher, distil a small BERT student
-with the Hinton loss (and train the same student without KD), evaluate, and write RUN_DIR.
+"""`edgekit distill --dataset chatterbot|rotten_tomatoes`: fine-tune the MiniLM teacher, distil a small
+BERT student and DistilBERT-style students (teacher layers kept, `layer_students`) with the Hinton loss
+(and train the same students without KD), evaluate, and write RUN_DIR.
 
 Stages: `text_transfer` (splits, student vocabulary, transfer set), `text_train` (teacher and
 students), `text_evaluate` (figures and the escalation policy), `report` (table); this module wires
@@ -8,8 +9,8 @@ them and writes the folder.
 RUN_DIR: run.json (schema 1, kind "text", dataset, labels, max_length, student_dir, teacher_dir,
 escalation_threshold, seed), config.yaml (the effective config), teacher_hf/ and student_hf/
 (save_pretrained model + tokenizer, whose tokenizer.json truncates and pads to max_length),
-student_no_kd_hf/, text_eval.jsonl (held-out test statements, {"text", "label"}), report.json and
-report.md.
+student_no_kd_hf/, one NAME_hf/ per other student (`edgekit export RUN_DIR --model NAME`),
+text_eval.jsonl (held-out test statements, {"text", "label"}), report.json and report.md.
 """
 
 from __future__ import annotations
@@ -27,7 +28,7 @@ from edgekit.distill.config import write_config
 from edgekit.distill.report import render_text_table, write_report
 from edgekit.distill.text_config import TextDistillConfig, check_text_config
 from edgekit.distill.text_evaluate import evaluate_text
-from edgekit.distill.text_train import fine_tune_teacher, train_students
+from edgekit.distill.text_train import fine_tune_teacher, layer_student_name, train_students
 from edgekit.distill.text_transfer import SPLITS, build_transfer_set, encode, load_splits
 from edgekit.distill.train import predict, set_seed
 from edgekit.models.text import TextStudentConfig, fix_lengths, minilm_dir
@@ -99,12 +100,15 @@ def distill_text(cfg: TextDistillConfig) -> dict[str, Any]:
             "temperature": cfg.temperature,
             "alpha": cfg.alpha,
             "student_init": cfg.student_init,
+            "hidden_kd": cfg.hidden_kd,
         },
+        "layer_students": {layer_student_name(keep): keep for keep in cfg.layer_students},
         "transfer_set": {
             "statements": len(ts.x_train),
             "augment_copies": cfg.augment_copies,
             "p_delete": cfg.augment_p_delete,
             "p_mask": cfg.augment_p_mask,
+            "p_replace": cfg.augment_p_replace,
         },
         "student_config": asdict(s_cfg),
         "student_vocab": {

@@ -57,19 +57,32 @@ def evaluate_text(
         }
         report[name] = row
 
-    t, s, nk = report["teacher"], report["student"], report["student_no_kd"]
-    ps, pn = preds["student"]["test"], preds["student_no_kd"]["test"]
-    report |= {
-        "retention": s["macro_f1"] / t["macro_f1"] if t["macro_f1"] else None,
-        "agreement": agreement(preds["teacher"]["test"], ps),
-        "compression": t["params"] / s["params"],
-        "compression_bytes": t["bytes"] / s["bytes"],
-        "kd_minus_no_kd_macro_f1": s["macro_f1"] - nk["macro_f1"],
-        "kd_minus_no_kd_macro_f1_ci95": ci(
-            lambda i: macro_f1(y_test[i], ps[i], k) - macro_f1(y_test[i], pn[i], k)
-        ),
-        "kd_beats_no_kd": bool(s["macro_f1"] > nk["macro_f1"]),
-    }
+    t = report["teacher"]
+
+    def versus_teacher(name: str) -> dict[str, Any]:
+        """Retention, agreement and size against the teacher, and KD vs the same student without KD."""
+        s, p = report[name], preds[name]["test"]
+        out = {
+            "retention": s["macro_f1"] / t["macro_f1"] if t["macro_f1"] else None,
+            "agreement": agreement(preds["teacher"]["test"], p),
+            "compression": t["params"] / s["params"],
+            "compression_bytes": t["bytes"] / s["bytes"],
+        }
+        if (twin := f"{name}_no_kd") in report:
+            pn = preds[twin]["test"]
+            out |= {
+                "kd_minus_no_kd_macro_f1": s["macro_f1"] - report[twin]["macro_f1"],
+                "kd_minus_no_kd_macro_f1_ci95": ci(
+                    lambda i: macro_f1(y_test[i], p[i], k) - macro_f1(y_test[i], pn[i], k)
+                ),
+                "kd_beats_no_kd": bool(s["macro_f1"] > report[twin]["macro_f1"]),
+            }
+        return out
+
+    kd_students = [n for n in models if n != "teacher" and not n.endswith("_no_kd")]
+    report["students"] = {n: versus_teacher(n) for n in kd_students}
+    report |= report["students"]["student"]  # the small student's figures at the top level, as before
+    ps = preds["student"]["test"]
 
     # escalation: the threshold is the lowest confidence at which the student's kept validation
     # statements reach the target accuracy

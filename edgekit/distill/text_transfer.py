@@ -16,7 +16,8 @@ import numpy as np
 import torch
 from torch import nn
 
-from edgekit.data.text import TextSplits, load_chatterbot, split_by_group, subsample_groups
+from edgekit.data.rotten_tomatoes import load_rotten_tomatoes
+from edgekit.data.text import TextCorpus, TextSplits, load_chatterbot, split_by_group, subsample_groups
 from edgekit.distill.text_config import TextDistillConfig
 from edgekit.distill.train import predict
 from edgekit.models.text import shrink_tokenizer
@@ -24,8 +25,14 @@ from edgekit.models.text import shrink_tokenizer
 SPLITS = ("train", "val", "test")
 
 
+def load_corpus(cfg: TextDistillConfig) -> TextCorpus:
+    if cfg.dataset == "rotten_tomatoes":
+        return load_rotten_tomatoes(cfg.classes, cfg.min_class_size)
+    return load_chatterbot(cfg.min_class_size, cfg.classes)
+
+
 def load_splits(cfg: TextDistillConfig) -> TextSplits:
-    corpus = load_chatterbot(cfg.min_class_size, cfg.classes)
+    corpus = load_corpus(cfg)
     if cfg.max_statements:
         corpus = subsample_groups(corpus, cfg.max_statements, cfg.seed)
     return split_by_group(corpus, cfg.fractions, cfg.seed)
@@ -37,6 +44,12 @@ def encode(tokenizer: Any, texts: list[str], max_length: int) -> torch.Tensor:
     )
 
 
+def _one_piece_words(a: np.ndarray, continuation: np.ndarray) -> np.ndarray:
+    """[N, L] True where a token is a whole word: not a '##' piece, and the next token does not continue it."""
+    cont = continuation[a]
+    return ~cont & ~np.concatenate([cont[:, 1:], np.zeros_like(cont[:, :1])], axis=1)
+
+
 def augment_ids(
     ids: torch.Tensor,
     copies: int,
@@ -46,23 +59,43 @@ def augment_ids(
     p_delete: float,
     p_mask: float,
     seed: int,
+    *,
+    p_replace: float = 0.0,
+    continuation: np.ndarray | None = None,
+    pool: np.ndarray | None = None,
 ) -> torch.Tensor:
     """`copies` perturbed versions of right-padded token rows [N, L]: each unprotected token is deleted
     with probability p_delete (the row closes up and is re-padded) or else replaced by mask_id with
-    probability p_mask."""
+    probability p_mask, or else, if it is a one-piece word, replaced with probability p_replace by a word
+    drawn from `pool`. `continuation[id]` is True for '##' pieces (a word's second and later pieces)."""
     a = ids.numpy()
     rng = np.random.default_rng(seed)
+    if p_replace > 0:
+        if continuation is None or pool is None or not len(pool):
+            raise ValueError("word replacement needs the continuation-piece table and a pool of words")
+        single = _one_piece_words(a, continuation)
     out = []
     for _ in range(copies):
         r = rng.random(a.shape)
         free = ~np.isin(a, protected)
         delete = free & (r < p_delete)
         row = np.where(free & ~delete & (r < p_delete + p_mask), mask_id, a)
+        if p_replace > 0:
+            swap = free & single & (r >= p_delete + p_mask) & (r < p_delete + p_mask + p_replace)
+            row = np.where(swap, rng.choice(pool, a.shape), row)
         order = np.argsort(delete, axis=1, kind="stable")  # deleted positions move to the end ...
         row = np.take_along_axis(row, order, axis=1)
         row[np.arange(a.shape[1]) >= (a.shape[1] - delete.sum(1))[:, None]] = pad_id  # ... and become padding
         out.append(row)
     return torch.from_numpy(np.concatenate(out)) if out else ids[:0]
+
+
+def word_pool(tok: Any, x: torch.Tensor, special: list[int]) -> tuple[np.ndarray, np.ndarray]:
+    """The '##'-continuation table of `tok`'s vocabulary, and every one-piece word occurrence in token rows
+    `x` (so a draw from it follows the training set's word frequencies)."""
+    continuation = np.array([t.startswith("##") for t in tok.convert_ids_to_tokens(list(range(len(tok))))])
+    a = x.numpy()
+    return continuation, a[_one_piece_words(a, continuation) & ~np.isin(a, special)]
 
 
 @dataclass
@@ -102,10 +135,13 @@ def build_transfer_set(
         )
     x_s = {s: encode(s_tok, texts[s], L) for s in SPLITS}
     special = [tok.pad_token_id, tok.cls_token_id, tok.sep_token_id]
+    continuation, pool = word_pool(tok, x_t["train"], special)
     x_aug = augment_ids(
         x_t["train"], cfg.augment_copies, special, tok.mask_token_id, tok.pad_token_id,
         cfg.augment_p_delete, cfg.augment_p_mask, cfg.seed,
+        p_replace=cfg.augment_p_replace, continuation=continuation, pool=pool,
     )  # fmt: skip
+    # the teacher labels the perturbed statements themselves (their soft targets, not the originals')
     # every piece of a training statement is in the student vocabulary, so ids map one to one
     x_train = torch.cat([x_s["train"], to_student[x_aug]])
     y_all = y_train.repeat(cfg.augment_copies + 1)

@@ -58,7 +58,11 @@ class TextExporter(ModelExporter):
                 )
         assert isinstance(run.info, TextRun)
         self.info: TextRun = run.info
-        self.student_dir = run.path / self.info.student_dir
+        # --model picks a model of the run: its student (run.json), its teacher, or another NAME_hf/ folder
+        named = {"student": self.info.student_dir, "teacher": self.info.teacher_dir}
+        self.student_dir = run.path / (named.get(options.model) or f"{options.model}_hf")
+        if not self.student_dir.is_dir():
+            raise ConfigError(f"{run.path}: no model {options.model!r} (no folder {self.student_dir.name}/)")
         if not (self.student_dir / "tokenizer.json").is_file():
             raise DataError(
                 f"{self.student_dir}: no tokenizer.json (save the fast tokenizer with the student)"
@@ -83,11 +87,11 @@ class TextExporter(ModelExporter):
 
     @property
     def report_row(self) -> str:
-        return "student"
+        return self.options.model
 
     @property
     def source_model(self) -> str:
-        return self.info.student_dir
+        return self.student_dir.name
 
     def to_onnx(self, work: Path) -> Path:
         from optimum.exporters.onnx import main_export
@@ -129,7 +133,8 @@ class TextExporter(ModelExporter):
             "input": InputSpec("input_ids", "int64", [None, None]),
             "output": OutputSpec("logits", "softmax"),
             "labels": list(self.info.labels),
-            "threshold": float(self.info.escalation_threshold or 0.0),
+            # the run chose its escalation threshold for its student; other models carry none
+            "threshold": float((self.options.model == "student" and self.info.escalation_threshold) or 0.0),
             "text": TextSpec("tokenizer.json", self.info.max_length),
         }
 

@@ -159,3 +159,51 @@ def project_embeddings(
     n_pos = s_emb.position_embeddings.weight.shape[0]
     s_emb.position_embeddings.weight.copy_(t_bert.position_embeddings.weight[:n_pos] @ basis * scale)
     s_emb.token_type_embeddings.weight.copy_(t_bert.token_type_embeddings.weight @ basis * scale)
+
+
+def spread_layers(n_layers: int, keep: int) -> list[int]:
+    """`keep` of `n_layers` encoder layers, evenly spaced with the first and the last always kept: the
+    last one's output is what the fine-tuned pooler and classifier were trained to read, and the first
+    is the one that reads the (kept) embeddings. 6 -> 3: [0, 2, 5]; 6 -> 2: [0, 5]."""
+    if not 1 <= keep <= n_layers:
+        raise ValueError(f"cannot keep {keep} of {n_layers} layers")
+    if keep == 1:
+        return [n_layers - 1]
+    return sorted({round(i * (n_layers - 1) / (keep - 1)) for i in range(keep)})
+
+
+@torch.no_grad()
+def layer_dropped_student(
+    teacher: BertForSequenceClassification, keep: list[int], kept: list[int] | None, max_length: int
+) -> BertForSequenceClassification:
+    """A DistilBERT-style student: the teacher's architecture with only the encoder layers `keep` (in
+    order), every weight copied from the teacher (embeddings, kept layers, pooler, classifier). Word
+    embeddings are the rows of the `kept` vocabulary pieces (None: all), positions are cut at max_length."""
+    n = teacher.config.num_hidden_layers
+    if not keep or sorted(set(keep)) != list(keep) or keep[0] < 0 or keep[-1] >= n:
+        raise ValueError(f"layers to keep must be increasing and within the teacher's 0..{n - 1}, got {keep}")
+    cfg = teacher.config.to_dict()
+    cfg |= {
+        "num_hidden_layers": len(keep),
+        "vocab_size": len(kept) if kept is not None else teacher.config.vocab_size,
+        # cut at max_length, but not below 16: optimum's ONNX exporter traces with 16-token dummy inputs
+        "max_position_embeddings": min(max(max_length, 16), teacher.config.max_position_embeddings),
+    }
+    student = BertForSequenceClassification(BertConfig.from_dict(cfg))
+    prefix = "bert.encoder.layer."
+    state = {}
+    for name, value in teacher.state_dict().items():
+        if name.startswith(prefix):
+            layer, _, rest = name[len(prefix) :].partition(".")
+            if int(layer) in keep:
+                state[f"{prefix}{keep.index(int(layer))}.{rest}"] = value
+        elif name == "bert.embeddings.word_embeddings.weight" and kept is not None:
+            state[name] = value[torch.as_tensor(kept)]
+        elif name == "bert.embeddings.position_embeddings.weight":
+            state[name] = value[: cfg["max_position_embeddings"]]
+        elif name == "bert.embeddings.position_ids":
+            state[name] = value[:, : cfg["max_position_embeddings"]]
+        else:
+            state[name] = value
+    student.load_state_dict(state, strict=True)
+    return student

@@ -133,7 +133,7 @@ def test_epochs_help_matches_the_defaults_in_code():
 
 def test_text_only_flags_are_refused_for_sensor_data(tmp_path, capsys):
     err = _one_line_error(capsys, ["distill", *QUICK, "--max-length", "16", "--out", str(tmp_path)])
-    assert "--max-length: only used with the text dataset chatterbot" in err
+    assert "--max-length: only used with the text datasets chatterbot, rotten_tomatoes" in err
 
 
 @dataclass
