@@ -285,14 +285,7 @@ class Manifest:
             return self
         for v in self.variants:
             if v.name == name:
-                return replace(
-                    self,
-                    model_file=v.model_file,
-                    golden=v.golden,
-                    threshold=v.threshold,
-                    quantization=v.quantization,
-                    metrics={**self.metrics, **v.metrics},
-                )
+                return self._seen_as(v)
         raise BundleError(
             f"{self.model_id} {self.model_version} has no variant {name!r} (it carries: {', '.join(self.variant_names())})"
         )
@@ -303,15 +296,18 @@ class Manifest:
         teacher = self.cascade.teacher if self.cascade is not None else None
         if teacher is None:
             raise BundleError(f"{self.model_id} {self.model_version} carries no cascade teacher")
+        return self._seen_as(teacher, variants=[], cascade=None)
+
+    def _seen_as(self, v: Variant, **more: Any) -> Manifest:
+        """This manifest with `v`'s model file, golden pairs, threshold, quantization and metrics on top."""
         return replace(
             self,
-            model_file=teacher.model_file,
-            golden=teacher.golden,
-            threshold=teacher.threshold,
-            quantization=teacher.quantization,
-            metrics={**self.metrics, **teacher.metrics},
-            variants=[],
-            cascade=None,
+            model_file=v.model_file,
+            golden=v.golden,
+            threshold=v.threshold,
+            quantization=v.quantization,
+            metrics={**self.metrics, **v.metrics},
+            **more,
         )
 
     def check_names(self, where: str) -> None:
