@@ -58,6 +58,15 @@ class EscalationTarget:
         return {"rate": self.rate, "quality": self.quality}
 
     @classmethod
+    def from_flags(
+        cls, rate: float | None, quality: float | None, severe: list[str] | None
+    ) -> EscalationTarget | None:
+        """The target the command-line flags ask for; None when none was given (use the run's rule)."""
+        if rate is None and quality is None and severe is None:
+            return None
+        return cls(rate, quality, list(severe or []))
+
+    @classmethod
     def of_rule(cls, rule: Cascade) -> EscalationTarget:
         """The target a rule was chosen for (recorded in its validation figures)."""
         t = rule.validation.get("target") or {}

@@ -50,12 +50,7 @@ def run(args: argparse.Namespace) -> int:
     from edgekit.bench.cascade import CASCADE_FILE, evaluate_cascade
     from edgekit.escalation import EscalationTarget
 
-    given = (args.escalate_rate, args.escalate_for_quality, args.severe_classes)
-    target = (
-        EscalationTarget(args.escalate_rate, args.escalate_for_quality, args.severe_classes or [])
-        if any(v is not None for v in given)
-        else None
-    )
+    target = EscalationTarget.from_flags(args.escalate_rate, args.escalate_for_quality, args.severe_classes)
     r = evaluate_cascade(args.cascade, args.out, args.profile, args.latency_windows, target=target)
     metric = "macro-F1" if r.metric == "macro_f1" else "F1"
 

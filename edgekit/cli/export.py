@@ -143,17 +143,13 @@ def run_export(args: argparse.Namespace) -> int:
     import json
 
     from edgekit.bundle.manifest import Manifest
+    from edgekit.escalation import EscalationTarget, rule_line
     from edgekit.export.package import tarball_path
     from edgekit.export.pipeline import ExportOptions, export_run
 
-    overrides = (args.escalate_rate, args.escalate_for_quality, args.severe_classes)
-    escalation = None
-    if any(v is not None for v in overrides):
-        from edgekit.escalation import EscalationTarget
-
-        escalation = EscalationTarget(
-            args.escalate_rate, args.escalate_for_quality, args.severe_classes or []
-        )
+    escalation = EscalationTarget.from_flags(
+        args.escalate_rate, args.escalate_for_quality, args.severe_classes
+    )
     opts = options_from_args(ExportOptions, args, renames={"version": "model_version"}, escalation=escalation)
     out = export_run(args.run_dir, args.profile, args.out, key=args.key, options=opts)
     m = Manifest.load(out)
@@ -174,8 +170,6 @@ def run_export(args: argparse.Namespace) -> int:
             f"latency gate: {vg['latency_gate']}"
         )
     if m.cascade is not None:
-        from edgekit.escalation import rule_line
-
         where = f"teacher {m.cascade.teacher.model_file} in the bundle" if m.cascade.teacher else "rule only"
         print(f"  cascade {m.cascade.mode} ({where}): {rule_line(m.cascade, m.metrics['cascade']['test'])}")
     if "severe_recall_gate" in m.metrics:
