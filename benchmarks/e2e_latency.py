@@ -13,7 +13,9 @@ machine latency moves with the neighbours' load, CPU time per message much less.
 Sections (`--sections`, default all):
 - latency: daemon (every window reported) and relay at the same rates, TCP_NODELAY on and off; the
   relay is swept over every rate. Target: at every rate the relay sustains (all delivered, p99 within
-  100 ms), the daemon does too, with p50 <= 1.5x and p99 <= 2x the relay's.
+  100 ms), the daemon does too, with p50 <= 1.5x and p99 <= 2x the relay's. A third run at the target's
+  rates has `--no-inline-scoring` (every message queued for the scoring thread: the daemon before
+  runtime.handoff), with its own relay beside.
 - qos: the same daemon at one rate with reports at QoS 1 and QoS 0, and with `--reports batch`.
 - throughput: real threshold (anomaly reports only), single readings and 100-reading batches, one daemon
   and `--workers N`; a step passes when every reading was scored, none dropped, the publisher kept up and
@@ -111,13 +113,22 @@ def relay_sustains(r: dict) -> bool:
     )
 
 
-def latency_table(reports: dict[bool, dict]) -> tuple[list[str], list[tuple[str, str, bool]]]:
+# latency runs: (label, TCP_NODELAY, extra serve flags); the target is judged on the first (the defaults)
+LATENCY_RUNS = (
+    ("on", True, []),
+    ("off", False, []),
+    # every message through the input queue to the scoring thread, as before runtime.handoff
+    ("on, --no-inline-scoring", True, ["--no-inline-scoring"]),
+)
+
+
+def latency_table(reports: dict[str, dict]) -> tuple[list[str], list[tuple[str, str, bool]]]:
     lines = [
         "| TCP_NODELAY | readings/s | path | p50 ms | p99 ms | received/sent | daemon/relay p50 | daemon/relay p99 | CPU share (µs/message) | load |",
         "|---|---:|---|---:|---:|---:|---:|---:|---|---:|",
     ]
     checks: list[tuple[str, str, bool]] = []
-    for nodelay, rep in reports.items():
+    for label, rep in reports.items():
         rows = rep["e2e"]["rows"]
         relay = {r["rate"]: r for r in rows if r["path"] == "relay"}
         daemon = {r["rate"]: r for r in rows if r["path"] == "daemon"}
@@ -132,11 +143,11 @@ def latency_table(reports: dict[bool, dict]) -> tuple[list[str], list[tuple[str,
                 f"{k} {v:.0f}% ({r['cpu_us_per_message'][k]:.0f})" for k, v in r.get("cpu_pct", {}).items()
             )
             lines.append(
-                f"| {'on' if nodelay else 'off'} | {r['rate']:,.0f} | {r['path']} | {fmt_ms(lat.get('p50'))} | "
+                f"| {label} | {r['rate']:,.0f} | {r['path']} | {fmt_ms(lat.get('p50'))} | "
                 f"{fmt_ms(lat.get('p99'))} | {r['received']}/{r['expected_reports']} | {ratio50} | {ratio99} | {cpu} | "
                 f"{r['load_avg'][0]:.1f} |"
             )
-        if not nodelay:
+        if label != LATENCY_RUNS[0][0]:
             continue
         for rate, b in sorted(relay.items()):
             if not relay_sustains(b):
@@ -216,18 +227,22 @@ def main() -> None:
 
     if "latency" in args.sections:
         latency = {}
-        for nodelay in (True, False):
-            print(f"latency, TCP_NODELAY {'on' if nodelay else 'off'}", flush=True)
-            latency[nodelay] = e2e(
+        for label, nodelay, flags in LATENCY_RUNS:
+            if flags and env:  # a baseline tree may not know the flag
+                continue
+            print(f"latency, TCP_NODELAY {label}", flush=True)
+            latency[label] = e2e(
                 bundle,
                 data,
-                args.out / f"latency-nodelay-{'on' if nodelay else 'off'}",
+                args.out / f"latency-nodelay-{label.replace(', ', '-').replace('--', '')}",
                 env,
-                rates=[1000.0, 2000.0, 5000.0, 10000.0, 15000.0],
+                # the queue-only daemon: the rates of the target, to compare with the default's
+                rates=[1000.0, 2000.0, 5000.0] if flags else [1000.0, 2000.0, 5000.0, 10000.0, 15000.0],
                 duration_s=3.0 * scale,
                 nodelay=nodelay,
                 relay_all_rates=True,
                 keep_going=True,
+                daemon_args=flags,
             )
         lines, checks_lat = latency_table(latency)
         checks += checks_lat

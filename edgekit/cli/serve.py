@@ -108,6 +108,13 @@ def register(sub: argparse._SubParsersAction) -> None:
         choices=["each", "batch"],
         help="one message per report, or one per flush holding a JSON array of its reports",
     )
+    p.add_argument(
+        "--inline-scoring",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="score a message on the MQTT network thread when nothing else waits (default: the profile's "
+        "daemon.inline_scoring, on); --no-inline-scoring queues every message for the scoring thread",
+    )
     p.set_defaults(handler=run_serve)
 
     s = sub.add_parser("service", help="write a hardened systemd unit that runs `edgekit serve`")

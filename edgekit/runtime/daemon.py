@@ -1,9 +1,10 @@
 """The on-device daemon: MQTT sensor readings in, anomaly reports out.
 
-Two threads do the work. paho's network thread (runtime.link) only triages each message (topic, size,
-partition) and puts it on a bounded Inbox; the scoring thread (the caller of run()) hands messages to
-the Scorer, which scores every ready window of every stream in one onnxruntime call and publishes
-reports through runtime.sink. Nothing a publisher sends can raise out of either thread: every refusal
+Two threads do the work. paho's network thread (runtime.link) triages each message (topic, size,
+partition); runtime.handoff then scores it on the spot when the scoring thread is idle and nothing else
+is waiting, or puts it on a bounded Inbox for the scoring thread (the caller of run()). Either way the
+Scorer scores every ready window of every stream in one onnxruntime call and publishes reports through
+runtime.sink. Nothing a publisher sends can raise out of either thread: every refusal
 is counted, logged at most once per kind per interval, and reported on the errors topic. If a thread dies
 anyway (a bug), run() returns EXIT_THREAD_DIED so that systemd restarts the service.
 
@@ -31,6 +32,7 @@ from edgekit.runtime import codec
 from edgekit.runtime.commands import CommandQueue, ReloadPolicy, check_share_group
 from edgekit.runtime.engine import Engine
 from edgekit.runtime.escalations import DeviceCascade
+from edgekit.runtime.handoff import Handoff, socket_backlog
 from edgekit.runtime.health import Health, write_health
 from edgekit.runtime.heartbeat import HeartbeatClock, LinkState, QueueState, snapshot, status_body
 from edgekit.runtime.inbox import Inbox
@@ -91,6 +93,7 @@ class DaemonConfig:
     report_qos: int | None = None  # overrides profile.daemon.report_qos
     reports: str | None = None  # overrides profile.daemon.reports ("each" or "batch")
     worker: int | None = None  # index under `serve --workers` (runtime.workers); None: a lone daemon
+    inline_scoring: bool | None = None  # overrides profile.daemon.inline_scoring (runtime.handoff)
 
 
 class Daemon:
@@ -144,6 +147,13 @@ class Daemon:
         # text bundle: text topics in, classifications out
         self.streams = self.topics.text if isinstance(engine, TextEngine) else self.topics.sensors
         self.inbox: Inbox[tuple[str, bytes, float]] = Inbox(d.queue_size, d.overload, d.queue_bytes)
+        self.handoff = Handoff(
+            self.inbox,
+            self._score,
+            lambda: socket_backlog(self.client.socket()),
+            self.counters,
+            inline=d.inline_scoring if cfg.inline_scoring is None else cfg.inline_scoring,
+        )
         self.policy = ReloadPolicy(cfg.bundle, cfg.pubkey, cfg.share_group, cfg.allow_downgrade)
         self.reloader = Reloader(cfg.pubkey, self.profile, self.cascade.setting)
         self.commands = CommandQueue(self.error)
@@ -204,13 +214,24 @@ class Daemon:
                 self.counters.foreign += 1
             elif len(payload) > max_bytes:  # refused before it takes queue memory
                 self.error("oversized", f"{len(payload)} bytes > max_payload_bytes {max_bytes}", stream)
-            elif n := self.inbox.offer((stream, payload, recv), len(payload)):
+            elif n := self.handoff.offer((stream, payload, recv), len(payload)):
                 box = self.inbox
                 why = f"input queue full ({box.maxsize} messages / {box.max_bytes} bytes, {box.policy})"
                 self.error("dropped", why, stream, n)
         except Exception as exc:  # paho would end its network thread on an exception
             log.exception("unexpected error handling a message")
             self.error("internal_error", f"{type(exc).__name__}: {exc}")
+
+    # -- either thread, under the hand-off lock: score messages --------------------------------------
+    def _score(self, items: list[tuple[str, bytes, float]]) -> None:
+        try:
+            for item in items:
+                self.scorer.handle(*item)
+            self.scorer.flush()  # one model call for every window made ready by these messages
+        except Exception as exc:  # a bug hit by one odd message must not end months of service
+            log.exception("unexpected error while scoring; continuing")
+            self.error("internal_error", f"{type(exc).__name__}: {exc}")
+            self.scorer.clear()
 
     # -- scoring thread housekeeping: commands, reload, heartbeat, watchdog ------------------------
     def _housekeeping(self, now: float) -> None:
@@ -339,14 +360,10 @@ class Daemon:
         try:
             while not self._stop:
                 try:
-                    for item in self.inbox.get_many(1024, 0.05):
-                        self.scorer.handle(*item)
-                    self.scorer.flush()  # one model call for every window made ready by this drain
-                    self._housekeeping(time.monotonic())
-                except Exception as exc:  # a bug hit by one odd message must not end months of service
+                    self.handoff.serve_once(0.05, 1024, lambda: self._housekeeping(time.monotonic()))
+                except Exception as exc:  # a housekeeping bug must not end months of service either
                     log.exception("unexpected error in the scoring loop; continuing")
                     self.error("internal_error", f"{type(exc).__name__}: {exc}")
-                    self.scorer.clear()
                 if fault := self.link.fault():
                     # Nothing would arrive any more while the watchdog kept being fed: exit, get restarted.
                     log.critical("the MQTT network thread died (%s); exiting for a restart", fault)
@@ -360,9 +377,7 @@ class Daemon:
 
     def _shutdown(self) -> None:
         self.notifier.stopping()
-        for item in self.inbox.get_many(len(self.inbox), 0):  # finish what was already received
-            self.scorer.handle(*item)
-        self.scorer.flush()
+        self.handoff.drain()  # finish what was already received
         self.client.publish(self.topics.status, self._status("offline", "stopped"), qos=1, retain=True)
         # Never connected: nothing can be delivered, so do not wait for it.
         deadline = time.monotonic() + (self.cfg.drain_timeout_s if self.link.ever_connected else 0.0)

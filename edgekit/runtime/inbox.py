@@ -58,6 +58,13 @@ class Inbox(Generic[T]):
             self._cv.notify()
             return dropped
 
+    def wait(self, timeout: float) -> bool:
+        """Wait up to `timeout` seconds for an item without taking it; True when one is queued."""
+        with self._cv:
+            if not self._items:
+                self._cv.wait(timeout)
+            return bool(self._items)
+
     def get_many(self, limit: int, timeout: float) -> list[T]:
         """Up to `limit` items, waiting up to `timeout` seconds for the first one."""
         with self._cv:
