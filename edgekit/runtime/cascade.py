@@ -320,7 +320,7 @@ class SensorCascade(CascadeRunner):
         m = self.engine.manifest
         labels = list(m.labels)
         for i in idx.tolist():
-            w = batch.meta[i]
+            w = batch.window(i)
             cls = None if top is None else int(top[0][i])
             student = {
                 "score": float(scores[i]),

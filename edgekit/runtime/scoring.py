@@ -25,6 +25,8 @@ _BINARY = ("normal", "anomaly")  # labels of a one-label bundle's reports
 _FLOATS = ("score", "threshold", "probability")  # report fields that may hold NaN or inf
 # Batches above this size take the vectorized path in flush(); below it a plain loop is cheaper.
 _VECTOR_MIN = 16
+# Messages with at least this many readings try the one-go path of handle() (Scorer._take_run).
+_RUN_MIN = 4
 
 
 class Sink(Protocol):
@@ -97,13 +99,15 @@ class Scorer:
             )
             return
         ts, vals = rows.ts.tolist(), rows.values
+        latest = now + self.max_clock_skew_s
+        if len(ts) >= _RUN_MIN and self._take_run(sw, ts, rows.ts, vals, latest, recv):
+            return
         if len(ts) == 1:  # single reading: scalar checks are cheaper than numpy's
             finite = [math.isfinite(ts[0]) and all(map(math.isfinite, vals[0].tolist()))]
         else:
             finite = (np.isfinite(vals).all(axis=1) & np.isfinite(rows.ts)).tolist()
         # Only the future side is bounded: a far-future timestamp would make every later reading of the
         # stream out of order, while old ones (replays, uploads buffered while offline) harm nothing.
-        latest = now + self.max_clock_skew_s
         bad: dict[str, int] = {}
         accepted = 0
         batch = self.batch
@@ -130,6 +134,36 @@ class Scorer:
         for kind, n in bad.items():
             self.sink.error(kind, f"{n} reading(s) of one message", stream, n)
 
+    def _take_run(
+        self,
+        sw: StreamWindow,
+        ts: list[float],
+        ts_arr: np.ndarray,
+        vals: np.ndarray,
+        latest: float,
+        recv: float,
+    ) -> bool:
+        """A multi-reading message in one go when every reading would be accepted as it stands (finite, not
+        ahead of `latest`, in order, no gap): the same windows, state and counts as the loop in handle(),
+        at a fraction of its per-reading cost. False, with nothing changed, when the loop must decide."""
+        if not (ts[-1] <= latest and np.isfinite(vals).all() and np.isfinite(ts_arr).all()):
+            return False
+        if not sw.admit_run(ts):
+            return False
+        ends, windows, starts = sw.push_run(ts_arr, vals)
+        batch, done, k = self.batch, 0, len(ends)
+        end_ts, start_ts = ts_arr[ends].tolist(), starts.tolist()
+        while done < k:
+            take = min(k - done, batch.capacity - len(batch))
+            batch.add_run(sw, windows[done : done + take], start_ts[done:], end_ts[done:], recv)
+            done += take
+            if batch.full:
+                self.flush()
+        self.counters.readings += len(ts)
+        if self.drift is not None:
+            self.drift.observe(sw.name, vals)
+        return True
+
     def _evicted(self, sw: StreamWindow) -> None:
         # An event, not a refusal; counted with the error kinds so heartbeat and metrics carry it.
         idle = self.streams.idle_s
@@ -142,7 +176,6 @@ class Scorer:
         n = len(self.batch)
         if n == 0:
             return
-        meta = self.batch.meta
         engine = self.engine
         try:
             out = engine.infer(engine.preprocess(self.batch.x[:n]))
@@ -170,7 +203,7 @@ class Scorer:
         score_list = scores.tolist()
         hits = 0
         for i in todo:
-            w, score = meta[i], score_list[i]
+            w, score = self.batch.window(i), score_list[i]
             hit = score >= thr if casc is None else bool(casc.hits[i])
             hits += hit
             if hit or self.publish_scores:

@@ -102,6 +102,50 @@ class StreamWindow:
                 self.period = statistics.median(self._periods[: min(self._np, _PERIODS)])
         return OK
 
+    def admit_run(self, ts: list[float]) -> bool:
+        """Admit consecutive readings at once when admit() would say OK to every one (no refusal, no gap),
+        leaving the same state; False, with nothing changed, as soon as one would not be (the caller then
+        admits them one by one). The batch payloads' fast path: one call instead of one per reading."""
+        last, period, gf, n = self.last_ts, self.period, self.gap_factor, self._np
+        periods = self._periods[:]
+        for t in ts:
+            dt = t - last
+            if dt <= 0.0 or (period > 0.0 and gf > 0.0 and dt > gf * period):
+                return False
+            last = t
+            if dt != math.inf:
+                periods[n % _PERIODS] = dt
+                n += 1
+                if n >= _MIN_PERIODS and (n % 16 == 0 or n == _MIN_PERIODS):
+                    period = statistics.median(periods[: min(n, _PERIODS)])
+        self.last_ts, self.period, self._periods, self._np, self._stale = last, period, periods, n, 0
+        return True
+
+    def push_run(self, ts: np.ndarray, rows: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """push() of admitted readings `rows` [n, C] stamped `ts` [n] at once; returns the windows they
+        complete, oldest first: (index in `rows` of each window's last reading, windows [k, W, C],
+        their start timestamps [k])."""
+        w, n = self.window, len(rows)
+        counts = self.count + 1 + np.arange(n)
+        ends = np.flatnonzero((counts >= w) & ((counts - w) % self.hop == 0))
+        if w == 1:  # every reading is its own window (sliding_window_view costs more than the copy)
+            windows, starts = rows[ends, None, :].astype(np.float32, copy=False), ts[ends]
+        elif len(ends):
+            # the previous W readings, then these: window j is rows_hist[j + 1 : j + 1 + W]
+            rows_hist = np.concatenate([self.view(), rows.astype(np.float32, copy=False)])
+            ts_hist = np.concatenate([self.ts[self.pos : self.pos + w], ts])
+            windows = np.lib.stride_tricks.sliding_window_view(rows_hist, w, axis=0)[ends + 1]
+            windows, starts = windows.transpose(0, 2, 1), ts_hist[ends + 1]
+        else:
+            windows, starts = np.empty((0, w, rows.shape[1]), np.float32), np.empty(0)
+        m = min(n, w)  # only the last W readings stay in the ring
+        slots = (self.pos + n - m + np.arange(m)) % w
+        self.buf[slots] = self.buf[slots + w] = rows[n - m :]
+        self.ts[slots] = self.ts[slots + w] = ts[n - m :]
+        self.pos = (self.pos + n) % w
+        self.count += n
+        return ends, windows, starts
+
     def push(self, ts: float, row: np.ndarray) -> bool:
         """Store an admitted reading; True when a window ends here (first at W readings, then every hop)."""
         p, w = self.pos, self.window
@@ -203,27 +247,54 @@ class WindowMeta:
 
 
 class WindowBatch:
-    """Preallocated [max_batch, W, C] staging area: ready windows wait here for one batched model call."""
+    """Preallocated [max_batch, W, C] staging area: ready windows wait here for one batched model call.
+    Each window's identity is kept in plain columns; window(i) builds its WindowMeta only when a report
+    needs it (most windows of a big batch are quiet)."""
 
     def __init__(self, max_batch: int, window: int, channels: int) -> None:
         self.x = np.zeros((max_batch, window, channels), np.float32)
         self.recv = np.zeros(max_batch, np.float64)
-        self.meta: list[WindowMeta] = []
+        self.streams: list[str] = []
+        self.seqs: list[int] = []
+        self.starts: list[float] = []
+        self.ends: list[float] = []
         self.capacity = max_batch
 
     def __len__(self) -> int:
-        return len(self.meta)
+        return len(self.streams)
 
     @property
     def full(self) -> bool:
-        return len(self.meta) >= self.capacity
+        return len(self.streams) >= self.capacity
+
+    def window(self, i: int) -> WindowMeta:
+        return WindowMeta(self.streams[i], self.seqs[i], self.starts[i], self.ends[i], float(self.recv[i]))
 
     def add(self, sw: StreamWindow, end_ts: float, recv: float) -> None:
-        i = len(self.meta)
+        i = len(self.streams)
         self.x[i] = sw.view()
         self.recv[i] = recv
-        self.meta.append(WindowMeta(sw.name, sw.seq, sw.start_ts, end_ts, recv))
+        self.streams.append(sw.name)
+        self.seqs.append(sw.seq)
+        self.starts.append(sw.start_ts)
+        self.ends.append(end_ts)
         sw.seq += 1
 
+    def add_run(
+        self, sw: StreamWindow, windows: np.ndarray, starts: list[float], ends: list[float], recv: float
+    ) -> None:
+        """Stage windows of one stream at once (push_run's); the caller keeps within the capacity."""
+        i, k = len(self.streams), len(windows)
+        self.x[i : i + k] = windows
+        self.recv[i : i + k] = recv
+        self.streams += [sw.name] * k
+        self.seqs += range(sw.seq, sw.seq + k)
+        self.starts += starts[:k]
+        self.ends += ends[:k]
+        sw.seq += k
+
     def clear(self) -> None:
-        self.meta.clear()
+        self.streams.clear()
+        self.seqs.clear()
+        self.starts.clear()
+        self.ends.clear()

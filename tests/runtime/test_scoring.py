@@ -57,3 +57,58 @@ def test_swap_to_an_incompatible_model_resets_buffers_and_keeps_going(sensor_bun
     scorer.flush()
     assert counters.windows == 1 + 2 and sink.errors == []
     assert {r["model_id"] for r in sink.reports[1:]} == {new.manifest.model_id}
+
+
+def _session(engine: Engine, messages: list[tuple[str, bytes]], run_min: int, monkeypatch) -> tuple:
+    """Reports (without latency), error counts, counters and per-stream state after `messages`."""
+    import edgekit.runtime.scoring as scoring
+
+    monkeypatch.setattr(scoring, "_RUN_MIN", run_min)
+    sink, counters = Collect(), Counters()
+    scorer = Scorer(engine, sink, counters, LatencyHistogram(), device="d", max_batch=24, publish_scores=True)
+    for stream, payload in messages:
+        scorer.handle(stream, payload, 0.0)
+    scorer.flush()
+    reports = [{k: v for k, v in r.items() if k != "latency_ms"} for r in sink.reports]
+    state = {
+        name: (sw.last_ts, sw.period, sw._np, sw.count, sw.seq, sw.view().tolist())
+        for name, sw in scorer.streams.streams.items()
+    }
+    return reports, sorted(sink.errors), (counters.readings, counters.windows), state
+
+
+def test_batch_payloads_in_one_go_equal_the_reading_by_reading_path(
+    sensor_bundle, windowed_bundle, shuttle_rows, monkeypatch
+):
+    """Scorer._take_run (a whole batch payload at once) against the per-reading loop: the same windows,
+    scores, sequence numbers, refusals and stream state, for window 1 and a window 32 / hop 8 model, over
+    regular batches and ones with gaps, repeats, non-finite values and readings out of order (which the
+    one-go path must hand back to the loop)."""
+    x, _ = shuttle_rows
+    rng = np.random.default_rng(3)
+    for bundle in (sensor_bundle, windowed_bundle):
+        engine = Engine(bundle)
+        c = engine.channels
+        messages, t = [], {s: T0 for s in ("a", "b")}
+        for k in range(120):
+            s = "ab"[k % 2]
+            n = int(rng.integers(1, 40))
+            dts = np.full(n, 0.01)
+            kind = rng.random()
+            if kind < 0.1:
+                dts[rng.integers(n)] = 5.0  # a gap (the period is 0.01 s)
+            elif kind < 0.15:
+                dts[rng.integers(n)] = -0.02  # out of order
+            elif kind < 0.2:
+                dts[rng.integers(n)] = 0.0  # a duplicate
+            ts = t[s] + np.cumsum(dts)
+            t[s] = float(ts.max())
+            vals = x[rng.integers(0, len(x), n)][:, :c] if c == x.shape[1] else rng.normal(size=(n, c))
+            if rng.random() < 0.05:
+                vals = vals.copy()
+                vals[rng.integers(n), 0] = np.nan
+            messages.append((s, encode_batch(ts, vals)))
+        fast = _session(engine, messages, 2, monkeypatch)
+        slow = _session(engine, messages, 10**9, monkeypatch)
+        assert fast[0] and len(fast[0]) == len(slow[0])
+        assert fast == slow

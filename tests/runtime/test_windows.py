@@ -21,11 +21,12 @@ def test_windows_match_offline_make_windows(window, hop):
         if sw.push(float(i), row):
             batch.add(sw, float(i), 0.0)
     np.testing.assert_array_equal(batch.x[: len(batch)], expected)
-    starts = [m.start_ts for m in batch.meta]
-    ends = [m.end_ts for m in batch.meta]
+    meta = [batch.window(i) for i in range(len(batch))]
+    starts = [m.start_ts for m in meta]
+    ends = [m.end_ts for m in meta]
     assert ends == [float(window - 1 + k * hop) for k in range(len(expected))]
     assert starts == [e - (window - 1) for e in ends]
-    assert [m.seq for m in batch.meta] == list(range(len(expected)))
+    assert [m.seq for m in meta] == list(range(len(expected)))
 
 
 def test_out_of_order_and_duplicates_are_refused_without_touching_the_buffer():
