@@ -83,7 +83,8 @@ class TextExporter(ModelExporter):
 
     @property
     def model_name(self) -> str:
-        return "text student"
+        # the bundle's default model id follows the exported student (`--model student_l3` etc.)
+        return "text student" if self.options.model == "student" else f"text {self.options.model}"
 
     @property
     def report_row(self) -> str:

@@ -74,6 +74,7 @@ def test_exported_layer_dropped_student_runs_in_the_text_engine(rt_run, tmp_path
     assert main([*argv, "--model", "student_l1"]) == 0
     manifest = Manifest.load(bundle)
     assert manifest.kind == "text" and manifest.labels == report["labels"] and manifest.threshold == 0.0
+    assert manifest.model_id == "rotten-tomatoes-text-student-l1"  # names the student it carries
     engine = TextEngine.from_verified(bundle, keypair[1])
     texts = [json.loads(ln)["text"] for ln in (out / "text_eval.jsonl").read_text().splitlines()]
     probs = np.concatenate([engine.classify(texts[i : i + 32]) for i in range(0, len(texts), 32)])
