@@ -85,7 +85,9 @@ class Handoff(Generic[T]):
             after()
 
     def drain(self) -> None:
-        """Score everything still queued (shutdown)."""
+        """Score everything still queued (shutdown). Nothing is scored inline afterwards: reports must not
+        follow the daemon's `offline` status while the network thread winds down."""
         with self.lock:
+            self.inline = False
             if items := self.inbox.get_many(len(self.inbox), 0):
                 self.score(items)

@@ -150,12 +150,12 @@ class Scorer:
             return False
         if not sw.admit_run(ts):
             return False
-        ends, windows, starts = sw.push_run(ts_arr, vals)
+        ends, ending, starts = sw.push_run(ts_arr, vals)
         batch, done, k = self.batch, 0, len(ends)
         end_ts, start_ts = ts_arr[ends].tolist(), starts.tolist()
-        while done < k:
+        while done < k:  # at most one batch of windows copied at a time
             take = min(k - done, batch.capacity - len(batch))
-            batch.add_run(sw, windows[done : done + take], start_ts[done:], end_ts[done:], recv)
+            batch.add_run(sw, ending[ends[done : done + take]], start_ts[done:], end_ts[done:], recv)
             done += take
             if batch.full:
                 self.flush()

@@ -100,7 +100,8 @@ class LatencyHistogram:
         # ufuncs and bincount, not np.errstate/np.clip/np.add.at: ~10x cheaper on a 64-window flush
         i = np.floor((np.log10(np.maximum(ms, 1e-12)) - self.LO) * self.PER_DECADE).astype(np.int64) + 1
         i = np.minimum(np.maximum(i, 0), self.n_buckets - 1)
-        self.counts += np.bincount(i, minlength=self.n_buckets)
+        # intp: numpy < 2.2.4 on 32-bit ARM refuses to bincount int64 (numpy#23526)
+        self.counts += np.bincount(i.astype(np.intp), minlength=self.n_buckets)
         self.count += len(ms)
         self.total += float(ms.sum())
         self.min = min(self.min, float(ms.min()))

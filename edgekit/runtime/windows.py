@@ -122,29 +122,29 @@ class StreamWindow:
         return True
 
     def push_run(self, ts: np.ndarray, rows: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """push() of admitted readings `rows` [n, C] stamped `ts` [n] at once; returns the windows they
-        complete, oldest first: (index in `rows` of each window's last reading, windows [k, W, C],
-        their start timestamps [k])."""
+        """push() of admitted readings `rows` [n, C] stamped `ts` [n] at once; returns what the windows
+        they complete need, oldest first: (index in `rows` of each window's last reading, `ending` with
+        ending[j] the [W, C] window whose last reading is rows[j], their start timestamps). `ending` is a
+        view: the caller copies max_batch windows at a time, so memory stays bounded whatever the
+        payload's size (a hop-1 window-256 model would otherwise copy 256x the payload at once)."""
         w, n = self.window, len(rows)
         counts = self.count + 1 + np.arange(n)
         ends = np.flatnonzero((counts >= w) & ((counts - w) % self.hop == 0))
-        if w == 1:  # every reading is its own window (sliding_window_view costs more than the copy)
-            windows, starts = rows[ends, None, :].astype(np.float32, copy=False), ts[ends]
-        elif len(ends):
-            # the previous W readings, then these: window j is rows_hist[j + 1 : j + 1 + W]
+        if w == 1:  # every reading is its own window
+            ending, starts = rows[:, None, :], ts[ends]
+        else:
+            # the previous W readings, then these: the window ending at rows[j] is rows_hist[j + 1 : j + 1 + W]
             rows_hist = np.concatenate([self.view(), rows.astype(np.float32, copy=False)])
             ts_hist = np.concatenate([self.ts[self.pos : self.pos + w], ts])
-            windows = np.lib.stride_tricks.sliding_window_view(rows_hist, w, axis=0)[ends + 1]
-            windows, starts = windows.transpose(0, 2, 1), ts_hist[ends + 1]
-        else:
-            windows, starts = np.empty((0, w, rows.shape[1]), np.float32), np.empty(0)
+            ending = np.lib.stride_tricks.sliding_window_view(rows_hist, w, axis=0)[1:].transpose(0, 2, 1)
+            starts = ts_hist[ends + 1]
         m = min(n, w)  # only the last W readings stay in the ring
         slots = (self.pos + n - m + np.arange(m)) % w
         self.buf[slots] = self.buf[slots + w] = rows[n - m :]
         self.ts[slots] = self.ts[slots + w] = ts[n - m :]
         self.pos = (self.pos + n) % w
         self.count += n
-        return ends, windows, starts
+        return ends, ending, starts
 
     def push(self, ts: float, row: np.ndarray) -> bool:
         """Store an admitted reading; True when a window ends here (first at W readings, then every hop)."""

@@ -163,3 +163,14 @@ def test_windowed_streams_score_like_offline_windowing_on_either_path(
         assert [r["end_ts"] for r in mine] == ends.tolist()  # every window, once, in order
         np.testing.assert_allclose([r["score"] for r in mine], expected[s], rtol=1e-4, atol=1e-5)
     assert (counted > 0) if inline else (counted == 0)
+
+
+def test_nothing_is_scored_inline_after_the_shutdown_drain() -> None:
+    """After drain() (shutdown), a late message must not be scored and reported after `offline`."""
+    h, rec, _ = make()
+    with h.lock:
+        h.offer(1, 10)
+    h.drain()
+    assert rec.items == [1]
+    h.offer(2, 10)
+    assert rec.items == [1] and len(h.inbox) == 1

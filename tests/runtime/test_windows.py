@@ -76,3 +76,22 @@ def test_reshape_keeps_compatible_buffers_and_resets_incompatible_ones():
     assert table.reshape(3, 1, 1) is True
     fresh = table.get("s")
     assert fresh is not sw and fresh.count == 0 and fresh.last_ts == 1.0
+
+
+def test_push_run_does_not_copy_every_window_of_a_big_payload() -> None:
+    """A hop-1 window-256 model fed one 12,000-reading payload: the windows come back as a view (the
+    scorer copies max_batch of them at a time), not 12,000 x 256 x 3 floats (35 MiB) at once."""
+    import tracemalloc
+
+    rows = np.random.default_rng(0).normal(size=(12000, 3)).astype(np.float32)
+    ts = np.arange(12000, dtype=np.float64)
+    sw = StreamWindow("s", 256, 1, 3)
+    tracemalloc.start()
+    try:
+        ends, ending, starts = sw.push_run(ts, rows)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert len(ends) == 12000 - 255 and peak < 4 * 2**20
+    np.testing.assert_array_equal(ending[ends[-1]], rows[-256:])
+    assert starts[0] == 0.0 and starts[-1] == ts[-256]
