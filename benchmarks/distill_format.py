@@ -41,7 +41,10 @@ def _f(v: float | None, fmt: str = ".3f") -> str:
 
 
 def _labels(row: dict[str, Any]) -> str:
-    return "none (label-free)" if row["fraction"] is None else f"{row['fraction']:.0%}"
+    if row["fraction"] is None:
+        return "none (label-free)"
+    n = row.get("labelled_rows") or []
+    return f"{row['fraction']:.0%} ({np.mean(n):,.0f} rows)" if n else f"{row['fraction']:.0%}"
 
 
 def _table(header: list[str], rows: list[list[str]]) -> list[str]:

@@ -72,6 +72,9 @@ class Row:
     rare_recall: dict[str, dict[str, float]]
     published_accuracy: dict[str, float]
     failed: dict[int, str] = field(default_factory=dict)
+    # labelled training rows per seed (keep_labels keeps one per class at least: on a small set several
+    # fractions can leave the same rows)
+    labelled_rows: list[int] = field(default_factory=list)
 
 
 @dataclass
@@ -272,6 +275,7 @@ def summarize(ds: str, fraction: float | None, results: list[SeedResult], failed
         rare_recall=rare_recall,
         published_accuracy=published_accuracies(problem) if problem else {},
         failed=failed,
+        labelled_rows=[int(r.report["labelled_rows"]) for r in results if "labelled_rows" in r.report],
     )
 
 
