@@ -47,6 +47,15 @@ def run_seeds(args: argparse.Namespace) -> list[dict[str, Any]]:
     """One distillation per seed (the split, the transfer set and every initialisation change with it)."""
     reports = []
     for seed in args.seeds:
+        done = Path(args.out) / f"seed{seed}" / "report.json"
+        if (
+            args.reuse and done.exists()
+        ):  # a finished seed of an earlier invocation (same flags: yours to keep)
+            r = json.loads(done.read_text())
+            r["wall_s"] = None
+            reports.append(r)
+            print(f"\nseed {seed}: reused {done}", flush=True)
+            continue
         cfg = TextDistillConfig(
             out=str(Path(args.out) / f"seed{seed}"),
             dataset=args.dataset,
@@ -68,12 +77,17 @@ def run_seeds(args: argparse.Namespace) -> list[dict[str, Any]]:
     return reports
 
 
-def measure_latency(run_dir: Path, models: list[str], runs: int, bundles: Path) -> dict[str, Any]:
+def measure_latency(
+    run_dir: Path, models: list[str], runs: int, bundles: Path
+) -> tuple[dict[str, Any], dict[str, str]]:
     """Export every model (FP32 + INT8 variants, unsigned) and time tokenize+infer through TextEngine,
-    all variants interleaved per batch size, on the run's held-out texts."""
+    all variants interleaved per batch size, on the run's held-out texts. Returns the figures and the
+    variants the release gate refused (by "model/mode", with its reason): those are exported without
+    the refused variant and not timed, as a device would never run them."""
     from edgekit.bench.latency import make_batches, measure
     from edgekit.bench.variants import bundle_variant
     from edgekit.bundle.manifest import Manifest
+    from edgekit.errors import GateError
     from edgekit.export.pipeline import ExportOptions, export_run
     from edgekit.profiles import load_profile
 
@@ -82,22 +96,36 @@ def measure_latency(run_dir: Path, models: list[str], runs: int, bundles: Path) 
         [json.loads(ln)["text"] for ln in (run_dir / "text_eval.jsonl").read_text().splitlines()]
     )
     out: dict[str, Any] = {}
+    refused: dict[str, str] = {}
     variants = []
     for name in models:
-        bundle = export_run(
-            run_dir,
-            profile,
-            bundles / name,
-            options=ExportOptions(model=name, variants=list(MODES), latency_runs=20, overwrite=True),
-        )
+        modes = list(MODES)
+        while True:
+            try:
+                bundle = export_run(
+                    run_dir,
+                    profile,
+                    bundles / name,
+                    options=ExportOptions(model=name, variants=modes, latency_runs=20, overwrite=True),
+                )
+                break
+            except GateError as exc:
+                mode = next((m for m in modes if f"the {m} model" in str(exc)), None)
+                if mode is None or len(modes) == 1:
+                    raise
+                refused[f"{name}/{mode}"] = str(exc)
+                modes.remove(mode)
         manifest = Manifest.load(bundle)
-        for v in manifest.variants or []:
-            out[f"{name}/{v.mode}"] = {
-                "onnx_bytes": (bundle / v.model_file).stat().st_size,
-                "macro_f1": v.metrics["test"]["macro_f1"],
-                "accuracy": v.metrics["test"]["accuracy"],
+        # a bundle left with one variant (the gate refused the other) is a single-model bundle
+        one = [(modes[0], manifest.model_file, manifest.metrics, None)]
+        many = [(v.mode, v.model_file, v.metrics, v.mode) for v in manifest.variants or []]
+        for mode, model_file, metrics, variant in many or one:
+            out[f"{name}/{mode}"] = {
+                "onnx_bytes": (bundle / model_file).stat().st_size,
+                "macro_f1": metrics["test"]["macro_f1"],
+                "accuracy": metrics["test"]["accuracy"],
             }
-            variants.append(bundle_variant(bundle, profile, name=f"{name}/{v.mode}", variant=v.mode))
+            variants.append(bundle_variant(bundle, profile, name=f"{name}/{mode}", variant=variant))
     for b in BATCHES:
         for s in measure(variants, make_batches(texts, b), runs=runs, warmup=10):
             ms = np.asarray(s.preprocess) + np.asarray(s.infer)  # tokenize + infer (softmax left out)
@@ -105,7 +133,7 @@ def measure_latency(run_dir: Path, models: list[str], runs: int, bundles: Path) 
                 "p50_ms": float(np.percentile(ms, 50)),
                 "p99_ms": float(np.percentile(ms, 99)),
             }
-    return out
+    return out, refused
 
 
 def _mean_sd(values: list[float]) -> str:
@@ -198,6 +226,9 @@ def main() -> None:
     ap.add_argument("--hidden-kd", type=float, default=0.0, help="weight of the hidden-state MSE (0: off)")
     ap.add_argument("--p-replace", type=float, default=0.1, help="word replacement rate in the transfer set")
     ap.add_argument("--latency-runs", type=int, default=300)
+    ap.add_argument(
+        "--reuse", action="store_true", help="reuse seeds whose OUT/seedN/report.json exists (not re-timed)"
+    )
     reduced = ap.add_argument_group("reductions (any of these makes a REDUCED run)")
     reduced.add_argument("--max-statements", type=int)
     reduced.add_argument("--max-length", type=int)
@@ -217,19 +248,31 @@ def main() -> None:
     students = [n for n in reports[0]["students"]]
     students = sorted(students, key=lambda n: -reports[0][n]["params"])
     run0 = Path(args.out) / f"seed{args.seeds[0]}"
-    latency = measure_latency(run0, ["teacher", *students], args.latency_runs, Path(args.out) / "bundles")
+    latency, refused = measure_latency(
+        run0, ["teacher", *students], args.latency_runs, Path(args.out) / "bundles"
+    )
     wall = time.time() - t0
     table = render(reports, latency, students)
+    if refused:
+        table += "\n\nRefused by the release gate (exported without that variant, not timed):\n" + "\n".join(
+            f"- {k}: {v}" for k, v in refused.items()
+        )
     (Path(args.out) / "table.json").write_text(
-        json.dumps({"reports": reports, "latency": latency}, indent=1, default=str)
+        json.dumps({"reports": reports, "latency": latency, "refused": refused}, indent=1, default=str)
     )
     print(f"\n{table}\n\nwall {wall:.0f} s")
     r = reports[0]
     n = {s: sum(v.values()) for s, v in r["statements"].items()}
     label = f"REDUCED run ({', '.join(f'{k}={v}' for k, v in cuts.items())})" if cuts else "full run"
+    reused = [x["seed"] for x in reports if x.get("wall_s") is None]
+    reused_note = (
+        f" (seeds {reused} reused from an earlier invocation with the same flags (--reuse): not re-timed)"
+        if reused
+        else ""
+    )
     body = f"""\
 **{label}**; seeds {args.seeds} (each seed draws its own split by movie/conversation, transfer set and
-initialisations); wall {wall:.0f} s on this machine, shared with other jobs. Data: {args.dataset}, classes
+initialisations); wall {wall:.0f} s on this machine, shared with other jobs{reused_note}. Data: {args.dataset}, classes
 {", ".join(r["labels"])}; seed {r["seed"]}: {n["train"]}/{n["val"]}/{n["test"]} train/val/test statements. Teacher:
 all-MiniLM-L6-v2 + head, fine-tuned. Students: {", ".join(f"{k} = teacher layers {v}" for k, v in r["layer_students"].items())}
 (DistilBERT-style: every weight copied from the fine-tuned teacher), and `student` (BERT
