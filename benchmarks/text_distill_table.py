@@ -110,11 +110,10 @@ def measure_latency(
                 )
                 break
             except GateError as exc:
-                mode = next((m for m in modes if f"the {m} model" in str(exc)), None)
-                if mode is None or len(modes) == 1:
+                if exc.mode not in modes or len(modes) == 1:  # not a variant's release gate
                     raise
-                refused[f"{name}/{mode}"] = str(exc)
-                modes.remove(mode)
+                refused[f"{name}/{exc.mode}"] = str(exc)
+                modes.remove(exc.mode)
         manifest = Manifest.load(bundle)
         # a bundle left with one variant (the gate refused the other) is a single-model bundle
         one = [(modes[0], manifest.model_file, manifest.metrics, None)]

@@ -25,3 +25,7 @@ class GateError(EdgekitError):
     """An artifact failed a release gate (parity, quality or latency) and was not written."""
 
     exit_code = 3
+
+    def __init__(self, message: str, mode: str | None = None) -> None:
+        super().__init__(message)
+        self.mode = mode  # the variant (fp32, int8-dynamic, ...) the release gate refused, when it was one

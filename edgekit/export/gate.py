@@ -146,7 +146,9 @@ def severe_recall_gate(
 
 def refuse(failures: list[str], mode: str, profile: TargetProfile) -> None:
     if failures:
-        raise GateError(f"release gate refused the {mode} model for {profile.name}: " + "; ".join(failures))
+        raise GateError(
+            f"release gate refused the {mode} model for {profile.name}: " + "; ".join(failures), mode=mode
+        )
 
 
 def release_gate(

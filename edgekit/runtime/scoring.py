@@ -155,7 +155,8 @@ class Scorer:
         end_ts, start_ts = ts_arr[ends].tolist(), starts.tolist()
         while done < k:  # at most one batch of windows copied at a time
             take = min(k - done, batch.capacity - len(batch))
-            batch.add_run(sw, ending[ends[done : done + take]], start_ts[done:], end_ts[done:], recv)
+            chunk = slice(done, done + take)
+            batch.add_run(sw, ending[ends[chunk]], start_ts[chunk], end_ts[chunk], recv)
             done += take
             if batch.full:
                 self.flush()

@@ -283,14 +283,15 @@ class WindowBatch:
     def add_run(
         self, sw: StreamWindow, windows: np.ndarray, starts: list[float], ends: list[float], recv: float
     ) -> None:
-        """Stage windows of one stream at once (push_run's); the caller keeps within the capacity."""
+        """Stage windows of one stream at once (push_run's, with their start and end timestamps); the
+        caller keeps within the capacity."""
         i, k = len(self.streams), len(windows)
         self.x[i : i + k] = windows
         self.recv[i : i + k] = recv
         self.streams += [sw.name] * k
         self.seqs += range(sw.seq, sw.seq + k)
-        self.starts += starts[:k]
-        self.ends += ends[:k]
+        self.starts += starts
+        self.ends += ends
         sw.seq += k
 
     def clear(self) -> None:

@@ -27,9 +27,10 @@ def test_every_variant_is_quality_gated(sensor_run, tmp_path, profile_variant, k
     # fp32 is the reference and passes; the impossible bound must still refuse the int8 variant it carries
     prof = profile_variant("x86-gateway", gate={"max_f1_drop": -1.0}, variants=["fp32", "int8-dynamic"])
     out = tmp_path / "bundle"
-    with pytest.raises(GateError, match=r"refused the int8-dynamic model .* F1 dropped"):
+    with pytest.raises(GateError, match=r"refused the int8-dynamic model .* F1 dropped") as refused:
         export_run(sensor_run, prof, out, key=keypair[0], options=ExportOptions(latency_runs=20))
     assert not out.exists() and not (tmp_path / "bundle.tar.gz").exists()
+    assert refused.value.mode == "int8-dynamic"  # callers can drop that variant and export the rest
 
 
 def test_latency_only_recorded_when_the_device_can_fall_back_to_fp32(variant_bundle, profile_variant):
