@@ -152,8 +152,9 @@ class MQTTTopics:
 @dataclass
 class Daemon:
     queue_size: int = setting(10000, ge=1, le=10_000_000)
-    # score a message on the MQTT network thread when nothing else waits (runtime.handoff): saves a
-    # thread hand-over per message; false: every message goes through the input queue
+    # the MQTT network thread scores what it read, in batches (runtime.handoff), handing over to the
+    # scoring thread only under overload: no thread hand-over per message; false: every message goes
+    # through the input queue to the scoring thread
     inline_scoring: bool = True
     overload: Literal["drop-oldest", "drop-newest"] = "drop-oldest"
     max_batch: int = setting(64, ge=1, le=65536)

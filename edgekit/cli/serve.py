@@ -112,8 +112,8 @@ def register(sub: argparse._SubParsersAction) -> None:
         "--inline-scoring",
         action=argparse.BooleanOptionalAction,
         default=None,
-        help="score a message on the MQTT network thread when nothing else waits (default: the profile's "
-        "daemon.inline_scoring, on); --no-inline-scoring queues every message for the scoring thread",
+        help="score messages on the MQTT network thread right after it read them, in batches (default: the "
+        "profile's daemon.inline_scoring, on); --no-inline-scoring queues every message for the scoring thread",
     )
     p.set_defaults(handler=run_serve)
 

@@ -1,10 +1,12 @@
 """The on-device daemon: MQTT sensor readings in, anomaly reports out.
 
 Two threads do the work. paho's network thread (runtime.link) triages each message (topic, size,
-partition); runtime.handoff then scores it on the spot when the scoring thread is idle and nothing else
-is waiting, or puts it on a bounded Inbox for the scoring thread (the caller of run()). Either way the
-Scorer scores every ready window of every stream in one onnxruntime call and publishes reports through
-runtime.sink. Nothing a publisher sends can raise out of either thread: every refusal
+partition) and queues it on a bounded Inbox; after each read from the socket (runtime.mqtt's
+WatchedClient.after_read) runtime.handoff has that same thread score what it read, in one batch, and
+write the reports. Only under overload (a burst beyond one batch, or the scoring thread busy) does the
+scoring thread (the caller of run()) take the queued messages, while the network thread goes on reading.
+Either way the Scorer scores every ready window of every stream in one onnxruntime call and publishes
+reports through runtime.sink. Nothing a publisher sends can raise out of either thread: every refusal
 is counted, logged at most once per kind per interval, and reported on the errors topic. If a thread dies
 anyway (a bug), run() returns EXIT_THREAD_DIED so that systemd restarts the service.
 
@@ -15,6 +17,7 @@ with its cascade and drift monitor; runtime.scoring is the hot path), runtime.si
 
 from __future__ import annotations
 
+import gc
 import json
 import logging
 import os
@@ -32,7 +35,7 @@ from edgekit.runtime import codec
 from edgekit.runtime.commands import CommandQueue, ReloadPolicy, check_share_group
 from edgekit.runtime.engine import Engine
 from edgekit.runtime.escalations import DeviceCascade
-from edgekit.runtime.handoff import Handoff, socket_backlog
+from edgekit.runtime.handoff import Handoff
 from edgekit.runtime.health import Health, write_health
 from edgekit.runtime.heartbeat import HeartbeatClock, LinkState, QueueState, snapshot, status_body
 from edgekit.runtime.inbox import Inbox
@@ -150,9 +153,10 @@ class Daemon:
         self.handoff = Handoff(
             self.inbox,
             self._score,
-            lambda: socket_backlog(self.client.socket()),
+            lambda: self.client.backlog(),
             self.counters,
             inline=d.inline_scoring if cfg.inline_scoring is None else cfg.inline_scoring,
+            batch=d.max_batch,
         )
         self.policy = ReloadPolicy(cfg.bundle, cfg.pubkey, cfg.share_group, cfg.allow_downgrade)
         self.reloader = Reloader(cfg.pubkey, self.profile, self.cascade.setting)
@@ -191,6 +195,7 @@ class Daemon:
             self.link.connected,
             self.link.subscribed,
         )
+        self.client.after_read = self._after_read
         self.report_qos = report_qos(cfg.report_qos, d)
         self.reports = self.sink.attach(self.client, self.report_qos, cfg.reports or d.reports)
 
@@ -222,6 +227,14 @@ class Daemon:
             log.exception("unexpected error handling a message")
             self.error("internal_error", f"{type(exc).__name__}: {exc}")
 
+    def _after_read(self) -> bool:
+        try:
+            return self.handoff.after_read()
+        except Exception as exc:  # paho would end its network thread on an exception
+            log.exception("unexpected error after a read")
+            self.error("internal_error", f"{type(exc).__name__}: {exc}")
+            return True
+
     # -- either thread, under the hand-off lock: score messages --------------------------------------
     def _score(self, items: list[tuple[str, bytes, float]]) -> None:
         try:
@@ -247,6 +260,7 @@ class Daemon:
             self._reload_requested = None
         if (outcome := self.reloader.take()) is not None:
             self._swap(outcome.engine, outcome.path, outcome.error, outcome.teacher)
+        self.scorer.tick()
         if self.heartbeat.due(now):
             self.client.publish(self.topics.heartbeat, json.dumps(self.snapshot()), qos=0)
         self.notifier.watchdog(now)
@@ -341,6 +355,10 @@ class Daemon:
                 "no --pubkey: bundles are NOT signature-checked (an edited manifest or model would load); "
                 "set daemon.require_pubkey in the profile to refuse this"
             )
+        # Everything loaded so far (modules, the model, the profile) lives as long as the process: out of
+        # the cyclic collector's sight, a full collection costs microseconds instead of ~16 ms of pause.
+        gc.collect()
+        gc.freeze()
         self.link.start()
         self._write_health(None)
         e = self.engine
@@ -378,6 +396,7 @@ class Daemon:
     def _shutdown(self) -> None:
         self.notifier.stopping()
         self.handoff.drain()  # finish what was already received
+        self.scorer.tick()  # and its drift observations (nothing is scored any more)
         self.client.publish(self.topics.status, self._status("offline", "stopped"), qos=1, retain=True)
         # Never connected: nothing can be delivered, so do not wait for it.
         deadline = time.monotonic() + (self.cfg.drain_timeout_s if self.link.ever_connected else 0.0)

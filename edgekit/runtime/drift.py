@@ -13,12 +13,16 @@ Flags, published as JSON alerts `{"kind", "stream", "channel", "value", "thresho
 - stuck: a channel held one value for the last `window_readings` readings (zero variance) while the training distribution
   makes such a window implausible (value: the stuck value);
 - out_of_range: a reading beyond the training min/max by `range_margin` x the training range, checked
-  at once on every reading (value: the reading, threshold: the bound it crossed).
+  on every reading (value: the most extreme reading of those taken in together, threshold: the bound it
+  crossed).
 
-Cost per message: for a single reading, one bisect, one count and one range test per channel in plain
-Python (cheaper than numpy's per-call overhead for a few channels); for a batch, one broadcast comparison
-against the padded edge table and one bincount. PSI only every `evaluate_every` readings. Memory: at most
-`max_streams` + 1 rings (streams beyond the cap share one pooled per-device ring named "*").
+Readings are taken in by the block: `observe` only keeps a message's readings until the stream has enough
+to complete its current block (then they are binned, range-checked and, at the block's end, evaluated, at
+the same reading as one by one), and `flush()` takes in the rest (the daemon calls it between messages,
+at most 50 ms apart). A single reading costs a list append on the hot path; a block costs one broadcast
+comparison against the padded edge table and one bincount, where one reading at a time cost a Python loop
+per reading. PSI only every `evaluate_every` readings. Memory: at most `max_streams` + 1 rings (streams
+beyond the cap share one pooled per-device ring named "*") and less than one block of readings per stream.
 """
 
 from __future__ import annotations
@@ -44,9 +48,6 @@ KINDS = ("drift", "stuck", "out_of_range")
 # a constant window is flagged only when the training data make it less likely than this (a channel that is
 # nearly always 0 in training may legitimately sit at 0 for a whole window)
 STUCK_PLAUSIBILITY = 1e-9
-# a single reading of at most this many channels takes the plain-Python path (numpy's per-call overhead
-# dominates there); batches and wider readings are vectorised
-SCALAR_MAX_CHANNELS = 32
 
 
 def psi(observed: np.ndarray, expected: np.ndarray, eps: float = EPS) -> np.ndarray:
@@ -77,9 +78,8 @@ class Bins:
         self._edges_t = np.ascontiguousarray(self.edges.T[:, None, :])
         self.offsets = np.arange(len(hs)) * self.nbins
         self.size = len(hs) * self.nbins
-        # the same, as plain lists for Window.add_one (unpadded edges: bisect_right == searchsorted "right")
+        # unpadded edges as plain lists, for one value at a time (bisect_right == searchsorted "right")
         self.edge_lists = [[float(e) for e in h.edges] for h in hs]
-        self.offset_list = self.offsets.tolist()
 
     def index(self, vals: np.ndarray) -> np.ndarray:
         """Flat bin indices (n, channels) of readings (n, channels): what searchsorted(side="right") gives."""
@@ -88,18 +88,11 @@ class Bins:
 
 class Window:
     """Bin counts of the last `blocks` x `block` readings in a ring of blocks, and how long each channel has
-    held its latest value (for the stuck check).
-
-    Two ways in, counting alike: `add_one` for a single reading of few channels (a plain Python loop with
-    bisect is several times cheaper than numpy's per-call overhead there) and `add_many` (vectorised).
-    """
+    held its latest value (for the stuck check)."""
 
     def __init__(self, bins: Bins, blocks: int, block: int) -> None:
         self.bins, self.blocks, self.block = bins, blocks, block
         self.counts = np.zeros((blocks, bins.size), np.int64)
-        self.pending = [
-            0
-        ] * bins.size  # add_one's counts of the current block, moved into `counts` at its end
         self.last = [math.nan] * bins.channels  # each channel's latest value
         self.since = [0] * bins.channels  # readings seen before that value began
         self.seen = 0
@@ -115,22 +108,14 @@ class Window:
     def full(self) -> bool:
         return self.filled == self.blocks
 
-    def add_one(self, row: list[float]) -> bool:
-        """One reading; True when it completed the current block (time to evaluate and slide)."""
-        pending, last, since, n = self.pending, self.last, self.since, self.seen
-        for c, (v, edges, off) in enumerate(
-            zip(row, self.bins.edge_lists, self.bins.offset_list, strict=True)
-        ):
-            pending[off + bisect_right(edges, v)] += 1
-            if v != last[c]:
-                last[c] = v
-                since[c] = n
-        self.seen = n + 1
-        self.in_slot += 1
-        return self._block_done()
+    @property
+    def room(self) -> int:
+        """Readings still needed to complete the current block."""
+        return self.block - self.in_slot
 
     def add_many(self, vals: np.ndarray) -> bool:
-        """Readings (n, channels); True when they completed the current block."""
+        """Readings (n, channels), at most `room` of them; True when they completed the current block
+        (time to evaluate and slide)."""
         n = len(vals)
         self.counts[self.slot] += np.bincount(self.bins.index(vals).ravel(), minlength=self.bins.size)
         changed = np.vstack([vals[:1] != np.asarray(self.last), vals[1:] != vals[:-1]])
@@ -138,21 +123,15 @@ class Window:
         self.since = np.where(changed.any(axis=0), self.seen + began, self.since).tolist()
         self.last = vals[-1].tolist()
         self.seen += n
-        # a message's readings stay together, so a block can end up to one message longer than `block`
         self.in_slot += n
-        return self._block_done()
-
-    def _block_done(self) -> bool:
         if self.in_slot < self.block:
             return False
-        self.counts[self.slot] += self.pending
-        self.pending = [0] * self.bins.size
         self.filled = min(self.filled + 1, self.blocks)
         return True
 
     def total(self) -> np.ndarray:
         """Flat counts of every reading the window holds now (the current block's included)."""
-        return self.counts.sum(axis=0) + self.pending
+        return self.counts.sum(axis=0)
 
     def fractions(self) -> np.ndarray:
         """(channels, nbins) fraction of the window's readings in each bin."""
@@ -196,6 +175,10 @@ class DriftMonitor:
         self.alerts = dict.fromkeys(KINDS, 0)
         self.suppressed = 0
         self.evaluations = 0
+        # readings (and scores) observed but not taken in yet, with their count: less than a block each
+        self._pending: dict[str, tuple[list[np.ndarray], int]] = {}
+        self._scores: list[np.ndarray] = []
+        self._scores_n = 0
 
     def _window(self, bins: Bins) -> Window:
         return Window(bins, self.blocks, self.cfg.evaluate_every)
@@ -213,48 +196,67 @@ class DriftMonitor:
         return self.route[stream]
 
     def observe(self, stream: str, vals: np.ndarray) -> None:
-        """Readings (n, channels) of one message of `stream`, raw and finite."""
-        name, w = self.route.get(stream) or self._route(stream)
-        if len(vals) == 1 and self.bins.channels <= SCALAR_MAX_CHANNELS:
-            row = vals[0].tolist()
-            outside = [
-                c for c, (v, (lo, hi)) in enumerate(zip(row, self.bounds, strict=True)) if not lo <= v <= hi
-            ]
-            done = w.add_one(row)
+        """Readings (n, channels) of one message of `stream`, raw and finite (not copied: the caller
+        leaves them alone). Taken in once they complete the stream's block, or at flush()."""
+        chunks, n = self._pending.get(stream) or ([], 0)
+        chunks.append(vals)
+        n += len(vals)
+        w = self.route.get(stream)
+        if n >= (w[1].room if w is not None else self.cfg.evaluate_every):
+            self._pending.pop(stream, None)
+            self._take(stream, chunks)
         else:
-            bad = (vals.min(axis=0) < self.low) | (vals.max(axis=0) > self.high)
-            outside = np.flatnonzero(bad).tolist()
-            done = w.add_many(vals)
-        if outside:
-            self._out_of_range(w, stream, vals, outside)
-        if done:
-            if w.full:
-                self._evaluate(name, w)
-            w.slide()
+            self._pending[stream] = (chunks, n)
 
     def observe_scores(self, scores: np.ndarray) -> None:
-        """The scores of one scored batch (every stream's windows)."""
-        w = self.score
-        if w is None or len(scores) == 0:
+        """The scores of one scored batch (every stream's windows); taken in like readings."""
+        if self.score is None or len(scores) == 0:
             return
-        if len(scores) == 1:  # one window per drain, the usual case at moderate rates: the scalar path
-            v = float(scores[0])
-            if not math.isfinite(v):
-                return
-            done = w.add_one([v])
-        else:
-            s = np.asarray(scores, np.float64)
-            s = s[np.isfinite(s)].reshape(-1, 1)
-            if len(s) == 0:
-                return
-            done = w.add_many(s)
-        if done:
-            if w.full:
-                self._drift(POOLED, w, psi(w.fractions(), w.bins.expected), [SCORE])
-            w.slide()
+        self._scores.append(scores)
+        self._scores_n += len(scores)
+        if self._scores_n >= self.score.room:
+            self._take_scores()
+
+    def flush(self) -> None:
+        """Take in every reading and score observed so far."""
+        while self._pending:
+            stream, (chunks, _) = self._pending.popitem()
+            self._take(stream, chunks)
+        if self._scores:
+            self._take_scores()
+
+    def _take(self, stream: str, chunks: list[np.ndarray]) -> None:
+        name, w = self.route.get(stream) or self._route(stream)
+        vals = chunks[0] if len(chunks) == 1 else np.concatenate(chunks)
+        bad = (vals.min(axis=0) < self.low) | (vals.max(axis=0) > self.high)
+        if bad.any():
+            self._out_of_range(w, stream, vals, np.flatnonzero(bad).tolist())
+        while len(vals):  # block by block, so that every evaluation sees exactly its readings
+            k = w.room
+            if w.add_many(vals[:k]):
+                if w.full:
+                    self._evaluate(name, w)
+                w.slide()
+            vals = vals[k:]
+
+    def _take_scores(self) -> None:
+        w = self.score
+        assert w is not None
+        s = np.concatenate(self._scores).astype(np.float64, copy=False)
+        self._scores.clear()
+        self._scores_n = 0
+        s = s[np.isfinite(s)].reshape(-1, 1)
+        while len(s):
+            k = w.room
+            if w.add_many(s[:k]):
+                if w.full:
+                    self._drift(POOLED, w, psi(w.fractions(), w.bins.expected), [SCORE])
+                w.slide()
+            s = s[k:]
 
     def forget(self, stream: str) -> None:
         """Drop a stream the scorer evicted (its own ring frees a slot for a new stream)."""
+        self._pending.pop(stream, None)
         name, w = self.route.pop(stream, (None, None))
         if name == stream:
             del self.windows[stream]
@@ -284,13 +286,19 @@ class DriftMonitor:
             col = vals[:, c]
             low, high = float(self.low[c]), float(self.high[c])
             value, bound = (float(col.min()), low) if col.min() < low else (float(col.max()), high)
-            self._alert(w, "out_of_range", stream, self.names[c], value, bound)
+            n = int(((col < low) | (col > high)).sum())  # each reading out of range is one alert's worth
+            self._alert(w, "out_of_range", stream, self.names[c], value, bound, n)
 
-    def _alert(self, w: Window, kind: str, stream: str, channel: str, value: float, threshold: float) -> None:
+    def _alert(
+        self, w: Window, kind: str, stream: str, channel: str, value: float, threshold: float, n: int = 1
+    ) -> None:
+        """Publish one alert (unless one went within alert_interval_s); the other `n - 1` of `n` readings
+        or evaluations that called for it count as suppressed."""
         now, key = time.monotonic(), (kind, stream, channel)
         if now - w.alerted.get(key, -math.inf) < self.cfg.alert_interval_s:
-            self.suppressed += 1
+            self.suppressed += n
             return
+        self.suppressed += n - 1
         w.alerted[key] = now
         self.alerts[kind] += 1
         body = {"kind": kind, "stream": stream, "channel": channel, "value": value, "threshold": threshold}

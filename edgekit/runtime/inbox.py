@@ -37,8 +37,9 @@ class Inbox(Generic[T]):
         """Queue `item`; False when an item (old or this one) was dropped to make room."""
         return self.offer(item, 0) == 0
 
-    def offer(self, item: T, nbytes: int) -> int:
-        """Queue `item` weighing `nbytes`; returns how many items (old ones or this one) were dropped."""
+    def offer(self, item: T, nbytes: int, notify: bool = True) -> int:
+        """Queue `item` weighing `nbytes`; returns how many items (old ones or this one) were dropped.
+        `notify=False` wakes nobody (the caller takes the item itself, or wakes a consumer later)."""
         with self._cv:
             limit = self.max_bytes
             if limit is not None and nbytes > limit:
@@ -55,7 +56,8 @@ class Inbox(Generic[T]):
                 )
             self._items.append((item, nbytes))
             self.nbytes += nbytes
-            self._cv.notify()
+            if notify:
+                self._cv.notify()
             return dropped
 
     def wait(self, timeout: float) -> bool:

@@ -68,6 +68,7 @@ class ScorerFactory:
         reset = scorer.swap(engine)  # type: ignore[arg-type]  # the same kind: ReloadPolicy.check refused others
         scorer.cascade = self.cascade.runner(engine, teacher)
         if isinstance(scorer, Scorer) and isinstance(engine, Engine):  # the new reference, if any
+            scorer.tick()  # the old monitor takes in what it deferred (its alerts still go out)
             scorer.drift = self.drift(engine)
         return reset
 

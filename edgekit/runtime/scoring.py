@@ -82,6 +82,11 @@ class Scorer:
         """Drop the staged windows (after a failed flush)."""
         self.batch.clear()
 
+    def tick(self) -> None:
+        """Between messages (the daemon's housekeeping): the drift monitor takes in what it deferred."""
+        if self.drift is not None:
+            self.drift.flush()
+
     def handle(self, stream: str, payload: bytes, recv: float) -> None:
         """One MQTT message of `stream`, received at perf_counter() time `recv`."""
         now = time.time()

@@ -65,7 +65,7 @@ class Counters:
     reconnects: int = 0
     reloads: int = 0
     foreign: int = 0  # messages for streams another daemon owns (--partition)
-    inline: int = 0  # messages scored on the network thread as they arrived (runtime.handoff)
+    inline: int = 0  # messages scored on the network thread right after it read them (runtime.handoff)
     errors: dict[str, int] = field(default_factory=lambda: dict.fromkeys(ERROR_KINDS, 0))
 
 
@@ -152,7 +152,7 @@ _COUNTER_HELP = {
     "reconnects": "reconnections to the broker",
     "reloads": "bundles hot-reloaded",
     "foreign": "messages for streams another daemon owns (--partition)",
-    "inline": "messages scored on the MQTT network thread as they arrived, without the input queue",
+    "inline": "messages scored on the MQTT network thread right after it read them, not by the scoring thread",
     "errors": "refused or lost inputs, by kind (see the errors topic)",
 }
 _GAUGE_HELP = {

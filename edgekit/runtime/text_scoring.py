@@ -154,5 +154,8 @@ class TextScorer:
         self.engine = engine
         return False
 
+    def tick(self) -> None:
+        """Between messages: nothing is deferred for text."""
+
     def clear(self) -> None:
         self.pending.clear()

@@ -131,15 +131,24 @@ def test_out_of_range_alerts_once_per_interval(ref, shuttle_rows):
     mon, out = monitor(ref)
     for _ in range(5):
         mon.observe("s", row[None])
+    assert alerts(out) == []  # kept until the block (50 readings) is complete, or flush()
+    mon.flush()
     (a,) = alerts(out)
     assert (a["kind"], a["channel"], a["value"], a["threshold"]) == ("out_of_range", "f3", bound + 1.0, bound)
     assert mon.summary()["suppressed"] == 4 and mon.summary()["alerts"]["out_of_range"] == 1
+    mon.observe("s", row[None])
+    mon.flush()  # taken in alone: suppressed as well
+    assert mon.summary()["suppressed"] == 5 and len(alerts(out)) == 1
     mon.observe("other", row[None])  # the limit is per (kind, stream, channel)
+    mon.flush()
     assert len(alerts(out)) == 2
     mon0, out0 = monitor(ref, alert_interval_s=0.0)
     for _ in range(3):
         mon0.observe("s", row[None])
+        mon0.flush()
     assert len(alerts(out0)) == 3
+    mon0.observe("s", np.repeat(row[None], 50, axis=0))  # a whole block: taken in at once, no flush()
+    assert len(alerts(out0)) == 4
     # just inside the margin: no alert (batch form, the vectorised path)
     inside = np.repeat(x[:1].astype(np.float64), 3, axis=0)
     inside[:, 2] = bound - 0.5
@@ -153,14 +162,17 @@ def test_streams_beyond_the_cap_share_one_pooled_window(ref, shuttle_rows):
     mon, out = monitor(ref, max_streams=2, range_margin=100.0)
     for i in range(5):
         feed(mon, f"s{i}", x[:60])
+    mon.flush()
     assert sorted(mon.windows) == [POOLED, "s0", "s1"]
     assert mon.windows[POOLED].total().sum() == 3 * 60 * 9
     mon.forget("s0")  # an evicted stream frees its slot
     feed(mon, "s9", x[:1])
+    mon.flush()
     assert "s9" in mon.windows and "s0" not in mon.windows
     hot = x[:1].astype(np.float64).copy()
     hot[0, 2] = 1e6
     mon.observe("s3", hot)  # pooled: its alert times live in the pooled window, and go when it is forgotten
+    mon.flush()
     assert ("out_of_range", "s3", "f3") in mon.windows[POOLED].alerted
     mon.forget("s3")
     assert not any(k[1] == "s3" for k in mon.windows[POOLED].alerted)

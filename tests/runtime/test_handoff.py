@@ -1,5 +1,5 @@
-"""runtime.handoff: a message is scored on the receiving thread only when nothing else waits, and the
-order of messages survives any interleaving of the two threads."""
+"""runtime.handoff: the network thread scores what it read, in batches, unless a burst outgrows a batch or
+the scoring thread is busy; the order of messages survives any interleaving of the two threads."""
 
 from __future__ import annotations
 
@@ -15,9 +15,9 @@ import pytest
 from edgekit.data import load_dataset, make_windows
 from edgekit.runtime.daemon import DaemonConfig
 from edgekit.runtime.engine import Engine
-from edgekit.runtime.handoff import Handoff, socket_backlog
+from edgekit.runtime.handoff import Handoff
 from edgekit.runtime.inbox import Inbox
-from edgekit.runtime.mqtt import ClientOptions
+from edgekit.runtime.mqtt import ClientOptions, socket_backlog
 from edgekit.runtime.payloads import encode_reading
 from edgekit.runtime.stats import Counters
 
@@ -25,15 +25,17 @@ T0 = 1_700_000_000.0
 
 
 class Recorder:
-    """The scorer side: records which thread scored which items, in order."""
+    """The scorer side: records which thread scored which items, in order, and the batches."""
 
     def __init__(self) -> None:
         self.items: list[int] = []
         self.threads: list[str] = []
+        self.batches: list[list[int]] = []
 
     def __call__(self, items: list[int]) -> None:
         self.items += items
         self.threads += [threading.current_thread().name] * len(items)
+        self.batches.append(list(items))
 
 
 class SlowTakeInbox(Inbox[int]):
@@ -47,44 +49,80 @@ class SlowTakeInbox(Inbox[int]):
         return items
 
 
+class Backlog:
+    """What the socket holds behind the current message: set by the test."""
+
+    def __init__(self) -> None:
+        self.waiting = False
+
+    def __call__(self) -> bool:
+        return self.waiting
+
+
 def make(
-    inline: bool = True, backlog: bool = False, inbox: Inbox[int] | None = None
-) -> tuple[Handoff[int], Recorder, Counters]:
-    rec, counters = Recorder(), Counters()
+    inline: bool = True, inbox: Inbox[int] | None = None, batch: int = 64
+) -> tuple[Handoff[int], Recorder, Counters, Backlog]:
+    rec, counters, backlog = Recorder(), Counters(), Backlog()
     box = Inbox(10**6) if inbox is None else inbox
-    return Handoff(box, rec, lambda: backlog, counters, inline=inline), rec, counters
+    return Handoff(box, rec, backlog, counters, inline=inline, batch=batch), rec, counters, backlog
 
 
-def test_an_idle_scorer_scores_on_the_receiving_thread() -> None:
-    h, rec, counters = make()
+def test_what_was_read_is_scored_on_the_reading_thread_after_the_read() -> None:
+    h, rec, counters, _ = make()
     assert h.offer(1, 10) == 0
+    assert rec.items == [] and len(h.inbox) == 1  # offer only queues (and wakes nobody)
+    assert h.after_read() is True
     assert rec.items == [1] and rec.threads == [threading.current_thread().name]
     assert counters.inline == 1 and len(h.inbox) == 0
+    assert h.after_read() is False  # nothing left: nothing to publish
 
 
-def test_messages_queue_while_the_scorer_is_busy_or_a_backlog_waits() -> None:
-    h, rec, counters = make()
-    with h.lock:  # the scoring thread is scoring
-        h.offer(1, 10)
-    assert rec.items == [] and len(h.inbox) == 1
-    h.offer(2, 10)  # the scorer is free, but 1 still waits: 2 must not overtake it
-    assert rec.items == [] and len(h.inbox) == 2
+def test_packets_already_on_the_socket_join_the_batch() -> None:
+    h, rec, counters, backlog = make()
+    backlog.waiting = True
+    for i in range(3):
+        h.offer(i, 10)
+        assert h.after_read() is False  # more is waiting: read it first
+    backlog.waiting = False
+    h.offer(3, 10)
+    assert h.after_read() is True
+    assert rec.batches == [[0, 1, 2, 3]] and counters.inline == 4  # one batch, one model call
+
+
+def test_a_burst_beyond_one_batch_goes_to_the_scoring_thread() -> None:
+    """The network thread keeps reading (the inbox's overload policy decides what is lost) while the
+    scoring thread scores: it must not stop reading to score a flood itself."""
+    h, rec, counters, backlog = make(batch=4)
+    backlog.waiting = True
+    for i in range(6):
+        h.offer(i, 10)
+        h.after_read()
+    assert rec.items == [] and len(h.inbox) == 6
+    assert h.inbox.wait(0)  # woken (the scoring thread's wait returns at once)
     h.serve_once(0, 100, lambda: None)
-    assert rec.items == [1, 2] and counters.inline == 0
+    assert rec.items == list(range(6)) and counters.inline == 0
 
-    h, rec, counters = make(backlog=True)  # more packets already on the socket: let them batch
-    h.offer(1, 10)
-    assert rec.items == [] and len(h.inbox) == 1
 
-    h, rec, counters = make(inline=False)  # inline_scoring: false
-    h.offer(1, 10)
+def test_messages_wait_for_a_busy_scoring_thread_and_keep_their_order() -> None:
+    h, rec, counters, _ = make()
+    with h.lock:  # the scoring thread is scoring (or reloading)
+        h.offer(1, 10)
+        assert h.after_read() is False
     assert rec.items == [] and len(h.inbox) == 1
+    h.offer(2, 10)  # the scorer is free again: 1 and 2 go together, in order
+    assert h.after_read() is True
+    assert rec.items == [1, 2] and counters.inline == 2
+
+    h, rec, counters, _ = make(inline=False)  # inline_scoring: false
+    h.offer(1, 10)
+    assert h.after_read() is False and rec.items == [] and len(h.inbox) == 1
+    assert h.inbox.wait(0)  # queue-only mode wakes the scoring thread on every message
 
 
 def test_order_survives_two_threads_racing() -> None:
-    """A producer offers 0..N-1 while a consumer serves; every item is scored once, in order. Taking items
-    from the inbox outside the lock would let a later item be scored inline before an earlier one."""
-    h, rec, _ = make(inbox=SlowTakeInbox(10**6))
+    """A producer offers 0..N-1 (reading a burst now and then) while a consumer serves; every item is
+    scored once, in order. Taking items from the inbox outside the lock would break it."""
+    h, rec, _, backlog = make(inbox=SlowTakeInbox(10**6), batch=8)
     n, stop = 20000, threading.Event()
     switch = sys.getswitchinterval()
     sys.setswitchinterval(1e-6)  # switch threads as often as possible: every interleaving gets a chance
@@ -97,7 +135,11 @@ def test_order_survives_two_threads_racing() -> None:
     t.start()
     try:
         for i in range(n):
+            backlog.waiting = i % 50 < 20  # bursts that outgrow a batch, then a trickle
             h.offer(i, 1)
+            h.after_read()
+        backlog.waiting = False
+        h.after_read()
         while len(h.inbox):
             pass
     finally:
@@ -167,10 +209,10 @@ def test_windowed_streams_score_like_offline_windowing_on_either_path(
 
 def test_nothing_is_scored_inline_after_the_shutdown_drain() -> None:
     """After drain() (shutdown), a late message must not be scored and reported after `offline`."""
-    h, rec, _ = make()
-    with h.lock:
-        h.offer(1, 10)
+    h, rec, _, _ = make()
+    h.offer(1, 10)
     h.drain()
     assert rec.items == [1]
     h.offer(2, 10)
+    assert h.after_read() is False
     assert rec.items == [1] and len(h.inbox) == 1
