@@ -112,3 +112,54 @@ def test_batch_payloads_in_one_go_equal_the_reading_by_reading_path(
         slow = _session(engine, messages, 10**9, monkeypatch)
         assert fast[0] and len(fast[0]) == len(slow[0])
         assert fast == slow
+
+
+def test_the_report_template_writes_the_bytes_of_the_full_encoding(sensor_bundle, windowed_bundle):
+    """_report's usual case splices a per-engine tail (threshold, label, model fields) after the window
+    and score: the bytes must be those of encoding the whole report, for either outcome, any threshold
+    (-inf in benchmarks), after a swap, and with the stdlib codec (which takes the full encoding)."""
+    import math
+
+    from edgekit.runtime import codec
+    from edgekit.runtime.windows import WindowMeta
+
+    def full(scorer: Scorer, w: WindowMeta, score: float, hit: bool, lat: float) -> bytes:
+        m, e = scorer.engine.manifest, scorer.engine
+        body = {
+            "device": scorer.device,
+            **w.fields(),
+            "score": score,
+            "threshold": scorer.threshold,
+            "label": (m.labels if len(m.labels) > 1 else ("normal", "anomaly"))[hit],
+            "anomaly": hit,
+            "model_id": m.model_id,
+            "model_version": m.model_version,
+            "variant": e.variant,
+            "latency_ms": lat,
+        }
+        odd = tuple(k for k in ("score", "threshold") if not math.isfinite(body[k]))
+        return codec.dumps_flat(body, odd)
+
+    rng = np.random.default_rng(0)
+    for threshold in (None, -math.inf, 0.25):
+        scorer = Scorer(
+            Engine(sensor_bundle),
+            Collect(),
+            Counters(),
+            LatencyHistogram(),
+            device='d"1',
+            threshold=threshold,
+        )
+        for i in range(300):
+            if i == 150:
+                scorer.swap(Engine(windowed_bundle))
+            w = WindowMeta(f"s{i % 3}", i, T0 + rng.random(), T0 + 10 * rng.random(), 0.0)
+            score = [float(rng.random()), 1e-30, math.nan][i % 3]
+            hit, lat = bool(i % 2), float(rng.random() * 3)
+            assert scorer._report(w, score, hit, lat) == full(scorer, w, score, hit, lat)
+    was = codec.name
+    try:
+        codec.use("stdlib")
+        assert scorer._report(w, 0.5, True, 1.0) == full(scorer, w, 0.5, True, 1.0)
+    finally:
+        codec.use(was)
