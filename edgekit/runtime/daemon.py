@@ -26,8 +26,6 @@ import threading
 import time
 from dataclasses import dataclass, field, replace
 
-import paho.mqtt.client as mqtt
-
 from edgekit.config import to_dict
 from edgekit.errors import ConfigError, EdgekitError
 from edgekit.profiles import TargetProfile, load_profile
@@ -39,7 +37,7 @@ from edgekit.runtime.handoff import Handoff
 from edgekit.runtime.health import Health, write_health
 from edgekit.runtime.heartbeat import HeartbeatClock, LinkState, QueueState, snapshot, status_body
 from edgekit.runtime.inbox import Inbox
-from edgekit.runtime.link import Link
+from edgekit.runtime.link import Link, Message
 from edgekit.runtime.mqtt import (
     ClientOptions,
     Topics,
@@ -207,7 +205,7 @@ class Daemon:
         return status_body(state, reason, self.cfg.device, self.engine, self.verified)
 
     # -- network thread ---------------------------------------------------------------------------
-    def _on_sensor(self, msg: mqtt.MQTTMessage) -> None:
+    def _on_sensor(self, msg: Message) -> None:
         recv = time.perf_counter()
         try:
             topic, payload = msg.topic, msg.payload

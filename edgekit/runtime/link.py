@@ -16,6 +16,7 @@ from typing import Protocol
 
 import paho.mqtt.client as mqtt
 
+from edgekit.runtime.client import FastMessage
 from edgekit.runtime.mqtt import ClientOptions, Topics, connect_async, make_client
 from edgekit.runtime.stats import Counters, RateLimiter
 
@@ -28,6 +29,36 @@ class ErrorSink(Protocol):
     ) -> None: ...
 
 
+Message = mqtt.MQTTMessage | FastMessage  # what a stream handler reads: .topic and .payload
+
+
+def _literal(topic_filter: str) -> str:
+    """The part of an MQTT topic filter before its first wildcard."""
+    return topic_filter.split("+", 1)[0].split("#", 1)[0]
+
+
+def fast_route(
+    topic_filter: str, others: Sequence[str], handler: Callable[[Message], None]
+) -> Callable[[str], Callable[[Message], None] | None] | None:
+    """WatchedClient.fast_publish for the filter `P#` of `handler`: a topic under P gets `handler` unless
+    one of the `others` filters matches it too (paho then calls both callbacks: its own dispatch decides).
+    None (paho's dispatch for everything) for filters with `+`, whose matching a prefix cannot decide."""
+    if "+" in topic_filter or not topic_filter.endswith("#"):
+        return None
+    prefix = topic_filter[:-1]
+    # only filters whose topics can start with the prefix are checked per message (cmd usually cannot)
+    overlap = [f for f in others if _literal(f).startswith(prefix) or prefix.startswith(_literal(f))]
+    if not overlap:
+        return lambda topic: handler if topic.startswith(prefix) else None
+
+    def route(topic: str) -> Callable[[Message], None] | None:
+        if not topic.startswith(prefix) or any(mqtt.topic_matches_sub(f, topic) for f in overlap):
+            return None
+        return handler
+
+    return route
+
+
 class Link:
     def __init__(
         self,
@@ -37,7 +68,7 @@ class Link:
         subscription: str,
         qos: int,
         status: Callable[[str, str], str],
-        on_sensor: Callable[[mqtt.MQTTMessage], None],
+        on_sensor: Callable[[Message], None],
         on_command: Callable[[bytes], None],
         error: ErrorSink,
         counters: Counters,
@@ -57,26 +88,30 @@ class Link:
         self.client.on_connect, self.client.on_disconnect = self._on_connect, self._on_disconnect
         self.client.on_subscribe, self.client.on_connect_fail = self._on_subscribe, self._on_connect_fail
         # One callback per filter (paho matches them); on_message only sees what matches neither.
+        sensors = stream_filter or topics.sensors_filter
+        sensor = self._sensor(on_sensor)
         self.client.message_callback_add(topics.cmd, self._command(on_command))
-        self.client.message_callback_add(stream_filter or topics.sensors_filter, self._sensor(on_sensor))
+        self.client.message_callback_add(sensors, lambda _c, _u, msg: sensor(msg))
         self.extra = [(topic, qos) for topic, qos, _ in extra]
         for topic, _, handler in extra:
             self.client.message_callback_add(topic, self._counted(handler))
         self.client.on_message = self._on_other
+        # the stream topics skip paho's generic dispatch (runtime.client), where nothing else can match them
+        self.client.fast_publish = fast_route(sensors, [topics.cmd, *(t for t, _ in self.extra)], sensor)
 
     @property
     def ever_connected(self) -> bool:
         return self._ever_connected
 
-    def _sensor(self, on_sensor: Callable[[mqtt.MQTTMessage], None]) -> Callable[..., None]:
+    def _sensor(self, on_sensor: Callable[[Message], None]) -> Callable[[Message], None]:
         cmd, counters = self.topics.cmd, self.counters
 
-        def callback(_c: mqtt.Client, _u: object, msg: mqtt.MQTTMessage) -> None:
+        def handle(msg: Message) -> None:
             if msg.topic != cmd:  # a custom layout may put cmd under the sensors filter: its own callback
                 counters.messages += 1
                 on_sensor(msg)
 
-        return callback
+        return handle
 
     def _counted(self, handler: Callable[[mqtt.MQTTMessage], None]) -> Callable[..., None]:
         def callback(_c: mqtt.Client, _u: object, msg: mqtt.MQTTMessage) -> None:

@@ -10,13 +10,10 @@ from __future__ import annotations
 import copy
 import logging
 import os
-import select
 import socket
 import ssl
-import threading
 import unicodedata
 import zlib
-from collections.abc import Callable
 from dataclasses import dataclass, replace
 from urllib.parse import unquote, urlsplit
 
@@ -28,6 +25,7 @@ from paho.mqtt.properties import Properties
 from edgekit.errors import ConfigError
 from edgekit.profiles import MQTTTopics
 from edgekit.runtime import fastprops
+from edgekit.runtime.client import WatchedClient
 
 log = logging.getLogger(__name__)
 
@@ -212,112 +210,6 @@ def set_nodelay(sock: object) -> bool:
         return True
     except (OSError, AttributeError):
         return False
-
-
-def socket_backlog(sock: socket.socket | None) -> bool:
-    """True when more bytes are already waiting on `sock` (another packet, or part of one)."""
-    if sock is None:
-        return False
-    pending = getattr(sock, "pending", None)  # TLS: bytes decrypted into the SSL object's buffer
-    if pending is not None and pending() > 0:
-        return True
-    try:
-        return bool(select.select([sock], [], [], 0)[0])
-    except (OSError, ValueError, TypeError):  # closed or replaced during a reconnect: no backlog known
-        return False
-
-
-RECV_CHUNK = 65536  # bytes per recv() of the daemon's client (WatchedClient)
-
-
-class WatchedClient(mqtt.Client):
-    """A paho client that remembers why its last connection attempt failed and whether its network loop
-    has ended, so the daemon can say why it is not connected and exit when that thread dies.
-
-    `after_read`, when set, runs on the network thread after every read from the socket (the packets it
-    held have gone through their callbacks): the daemon scores what they brought there (runtime.handoff)
-    and returns True when that published something, which is then written at once. It must not raise."""
-
-    def __init__(self, *args: object, **kwargs: object) -> None:
-        super().__init__(*args, **kwargs)  # type: ignore[arg-type]
-        self.last_connect_error: BaseException | None = None
-        self.loop_error: BaseException | None = None
-        self.loop_ended = threading.Event()
-        self.after_read: Callable[[], bool] | None = None
-        # Read buffer: paho asks the socket for 1 byte (command), 1 byte per length byte, then the rest
-        # of each packet, three or more recv() calls per packet; one recv() now serves a whole burst.
-        self._rbuf = b""
-        self._rpos = 0
-        self._rsock: object = None  # the socket _rbuf was read from (a reconnect starts afresh)
-        self._rfull = False  # the last refill filled RECV_CHUNK: more may be waiting on the socket
-
-    def _sock_recv(self, bufsize: int) -> bytes:
-        if self._rsock is not self._sock:
-            self._rbuf, self._rpos, self._rsock, self._rfull = b"", 0, self._sock, False
-        if self._rpos >= len(self._rbuf):
-            if bufsize >= RECV_CHUNK:  # a large payload: straight from the socket, no copy
-                return super()._sock_recv(bufsize)
-            data = super()._sock_recv(RECV_CHUNK)  # BlockingIOError and EOF (b"") reach paho as before
-            self._rfull = len(data) == RECV_CHUNK
-            if len(data) <= bufsize:
-                return data
-            self._rbuf, self._rpos = data, 0
-        pos = self._rpos
-        out = self._rbuf[pos : pos + bufsize]
-        self._rpos = pos + len(out)
-        return out
-
-    def buffered(self) -> int:
-        """Bytes read from the socket that paho has not taken yet."""
-        return len(self._rbuf) - self._rpos if self._rsock is self._sock else 0
-
-    def backlog(self) -> bool:
-        """Whether more input is already waiting: buffered, decrypted by TLS, or on the socket. The
-        socket is only asked (a select) when the last refill filled the buffer: a shorter read emptied it
-        an instant ago, and whatever arrived since wakes paho's select as usual."""
-        if self.buffered():
-            return True
-        pending = getattr(self._sock, "pending", None)  # TLS: bytes decrypted into the SSL object
-        if pending is not None and pending() > 0:
-            return True
-        return self._rfull and socket_backlog(self._sock)
-
-    def loop_read(self, max_packets: int = 1) -> mqtt.MQTTErrorCode:
-        rc = super().loop_read(max_packets)
-        # paho's select() cannot see our buffer: take every packet it holds before returning there
-        while rc == mqtt.MQTT_ERR_SUCCESS and self.buffered() and self._sock is not None:
-            rc = super().loop_read(max_packets)
-        if self.after_read is None:
-            return rc
-        # paho writes a wake-up byte to its socketpair for every publish, so that select() returns for a
-        # packet queued by another thread. This thread writes its own packets right below: no byte (and no
-        # extra select) for them. A packet another thread queues meanwhile is written by the same
-        # loop_write, or (after the restore) wakes the loop as usual.
-        wake, self._sockpairW = self._sockpairW, None
-        try:
-            wrote = self.after_read()
-        finally:
-            self._sockpairW = wake
-        if wrote and self._sock is not None:
-            self.loop_write()
-        return rc
-
-    def reconnect(self) -> mqtt.MQTTErrorCode:
-        try:
-            return super().reconnect()
-        except OSError as exc:  # refused, unknown host, TLS verification: paho retries, we report
-            self.last_connect_error = exc
-            raise
-
-    def loop_forever(self, timeout: float = 1.0, retry_first_connection: bool = False) -> mqtt.MQTTErrorCode:
-        # loop_start() runs this in paho's network thread; an exception here ends that thread for good.
-        try:
-            return super().loop_forever(timeout, retry_first_connection)
-        except BaseException as exc:
-            self.loop_error = exc
-            raise
-        finally:
-            self.loop_ended.set()
 
 
 def make_client(opts: ClientOptions) -> tuple[WatchedClient, BrokerAddress]:

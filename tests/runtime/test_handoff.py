@@ -13,11 +13,12 @@ import numpy as np
 import pytest
 
 from edgekit.data import load_dataset, make_windows
+from edgekit.runtime.client import socket_backlog
 from edgekit.runtime.daemon import DaemonConfig
 from edgekit.runtime.engine import Engine
 from edgekit.runtime.handoff import Handoff
 from edgekit.runtime.inbox import Inbox
-from edgekit.runtime.mqtt import ClientOptions, socket_backlog
+from edgekit.runtime.mqtt import ClientOptions
 from edgekit.runtime.payloads import encode_reading
 from edgekit.runtime.stats import Counters
 

@@ -6,15 +6,12 @@ import socket
 import subprocess
 import sys
 import threading
-import time
 
 import pytest
 
-from edgekit.bench.rig import mqtt_client
 from edgekit.errors import ConfigError
 from edgekit.profiles import MQTTTopics
 from edgekit.runtime.mqtt import (
-    RECV_CHUNK,
     ClientOptions,
     Topics,
     make_client,
@@ -81,52 +78,6 @@ def test_client_sets_tcp_nodelay_on_its_socket(broker):
         sock = client.socket()
         assert sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY) != 0
     finally:
-        client.disconnect()
-        client.loop_stop()
-
-
-def test_a_burst_is_read_in_one_go_and_every_packet_arrives_whole(broker):
-    """The daemon's client reads up to RECV_CHUNK bytes per recv() and hands paho its packets from there:
-    a burst left waiting on the socket (small readings, then payloads larger than the buffer, then small
-    ones again) arrives complete and in order, and after_read runs once per read, not once per packet."""
-    client, addr = make_client(ClientOptions(url=broker.url, client_id="burst-test"))
-    got: list[bytes] = []
-    reads: list[int] = []
-    subscribed = threading.Event()
-    client.on_message = lambda _c, _u, m: got.append(m.payload)
-    client.on_subscribe = lambda *a: subscribed.set()
-    client.on_connect = lambda c, *a: c.subscribe("burst/#", qos=0)
-
-    def after_read() -> bool:
-        reads.append(len(got))
-        return False
-
-    client.after_read = after_read
-    client.connect(addr.host, addr.port)
-    client.loop_start()
-    pub = mqtt_client("127.0.0.1", broker.port)
-    pub.loop_start()
-    try:
-        assert subscribed.wait(5)
-        client.loop_stop()  # nobody reads: the broker's packets pile up on the socket
-        small = [b'{"ts": %d, "values": [1.0, 2.0]}' % i for i in range(400)]
-        large = [bytes([65 + i]) * (RECV_CHUNK + 1000 * i) for i in range(3)]
-        sent = small[:200] + large + small[200:]
-        infos = [pub.publish(f"burst/s{i % 4}", p, qos=1) for i, p in enumerate(sent)]
-        for info in infos:
-            info.wait_for_publish(5)
-        time.sleep(0.3)  # the broker has forwarded everything to the stopped client
-        before = len(reads)
-        client.loop_start()
-        deadline = time.monotonic() + 10
-        while len(got) < len(sent) and time.monotonic() < deadline:
-            time.sleep(0.01)
-        assert got == sent
-        assert 1 <= len(reads) - before < 20  # ~30 KB of small packets, 200 KB of large ones: a few reads
-        assert client.buffered() == 0
-    finally:
-        pub.disconnect()
-        pub.loop_stop()
         client.disconnect()
         client.loop_stop()
 
