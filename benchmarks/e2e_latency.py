@@ -13,9 +13,12 @@ machine latency moves with the neighbours' load, CPU time per message much less.
 Sections (`--sections`, default all):
 - latency: daemon (every window reported) and relay at the same rates, TCP_NODELAY on and off; the
   relay is swept over every rate. Target: at every rate the relay sustains (all delivered, p99 within
-  100 ms), the daemon does too, with p50 <= 1.5x and p99 <= 2x the relay's. A third run at the target's
-  rates has `--no-inline-scoring` (every message queued for the scoring thread: the daemon before
-  runtime.handoff), with its own relay beside.
+  100 ms), the daemon does too, with p50 <= 1.5x and p99 <= 2x the relay's. The default run (TCP_NODELAY
+  on) is repeated `--rounds` times (3) and the target is judged on the medians over rounds: on this
+  2-core rig the broker, publisher and subscriber share one core, and a stall there of 10-30 ms now and
+  then (the daemon's own latency_ms stays under 2 ms meanwhile) lifts one round's p99 of either path
+  several-fold. A third run at the target's rates has `--no-inline-scoring` (every message queued for the
+  scoring thread), with its own relay beside. Each sweep warms up for 3 s first.
 - qos: the same daemon at one rate with reports at QoS 1 and QoS 0, and with `--reports batch`.
 - throughput: real threshold (anomaly reports only), single readings and 100-reading batches, one daemon
   and `--workers N`, and the batches once more with `--reports batch`; a step passes when every reading
@@ -32,7 +35,9 @@ or --sections).
 from __future__ import annotations
 
 import argparse
+import math
 import os
+import statistics
 import sys
 import tempfile
 from pathlib import Path
@@ -123,16 +128,14 @@ LATENCY_RUNS = (
 )
 
 
-def latency_table(reports: dict[str, dict]) -> tuple[list[str], list[tuple[str, str, bool]]]:
+def latency_table(reports: dict[str, dict]) -> list[str]:
     lines = [
-        "| TCP_NODELAY | readings/s | path | p50 ms | p99 ms | received/sent | daemon/relay p50 | daemon/relay p99 | CPU share (µs/message) | load |",
-        "|---|---:|---|---:|---:|---:|---:|---:|---|---:|",
+        "| TCP_NODELAY | readings/s | path | p50 ms | p99 ms | daemon's own p50 / p99 ms | received/sent | daemon/relay p50 | daemon/relay p99 | CPU share (µs/message) | load |",
+        "|---|---:|---|---:|---:|---:|---:|---:|---:|---|---:|",
     ]
-    checks: list[tuple[str, str, bool]] = []
     for label, rep in reports.items():
         rows = rep["e2e"]["rows"]
         relay = {r["rate"]: r for r in rows if r["path"] == "relay"}
-        daemon = {r["rate"]: r for r in rows if r["path"] == "daemon"}
         for r in rows:
             lat = r["latency_ms"] or {}
             ratio50 = ratio99 = ""
@@ -143,25 +146,59 @@ def latency_table(reports: dict[str, dict]) -> tuple[list[str], list[tuple[str, 
             cpu = ", ".join(
                 f"{k} {v:.0f}% ({r['cpu_us_per_message'][k]:.0f})" for k, v in r.get("cpu_pct", {}).items()
             )
+            own = r.get("daemon_latency_ms") or {}
+            own_s = f"{fmt_ms(own.get('p50'))} / {fmt_ms(own.get('p99'))}" if own else ""
             lines.append(
                 f"| {label} | {r['rate']:,.0f} | {r['path']} | {fmt_ms(lat.get('p50'))} | "
-                f"{fmt_ms(lat.get('p99'))} | {r['received']}/{r['expected_reports']} | {ratio50} | {ratio99} | {cpu} | "
+                f"{fmt_ms(lat.get('p99'))} | {own_s} | {r['received']}/{r['expected_reports']} | {ratio50} | {ratio99} | {cpu} | "
                 f"{r['load_avg'][0]:.1f} |"
             )
-        if label != LATENCY_RUNS[0][0]:
+    return lines
+
+
+def median_checks(rounds: list[dict]) -> tuple[list[str], list[tuple[str, str, bool]]]:
+    """The target over repeated rounds of the default run: per rate, the median over rounds of each path's
+    p50 and p99 (one stall of the shared rig in one round decides no rate); a path sustains a rate when it
+    did in at least half the rounds."""
+    lines = [
+        f"Median over {len(rounds)} rounds (daemon sweep, then relay sweep, each round a fresh daemon):",
+        "",
+        "| readings/s | daemon p50 ms (rounds) | relay p50 ms (rounds) | p50 ratio | daemon p99 ms (rounds) | relay p99 ms (rounds) | p99 ratio | daemon sustained | relay sustains |",
+        "|---:|---|---|---:|---|---|---:|---:|---:|",
+    ]
+    checks: list[tuple[str, str, bool]] = []
+    by: dict[tuple[str, float], list[dict]] = {}
+    for rep in rounds:
+        for r in rep["e2e"]["rows"]:
+            by.setdefault((r["path"], r["rate"]), []).append(r)
+    for rate in sorted({rate for _, rate in by}):
+        d, b = by.get(("daemon", rate), []), by.get(("relay", rate), [])
+        if not d or not b:
             continue
-        for rate, b in sorted(relay.items()):
-            if not relay_sustains(b):
-                continue
-            d = daemon.get(rate)
-            dl, bl = (d or {}).get("latency_ms") or {}, b["latency_ms"]
-            ok = bool(
-                d and d["sustained"] and dl and dl["p50"] <= 1.5 * bl["p50"] and dl["p99"] <= 2 * bl["p99"]
+
+        def med(rows: list[dict], q: str) -> float:
+            return statistics.median((r["latency_ms"] or {}).get(q, math.inf) for r in rows)
+
+        def each(rows: list[dict], q: str) -> str:
+            return ", ".join(fmt_ms((r["latency_ms"] or {}).get(q)) for r in rows)
+
+        d_ok = sum(r["sustained"] for r in d) * 2 >= len(d)
+        b_ok = sum(relay_sustains(r) for r in b) * 2 >= len(b)
+        r50, r99 = med(d, "p50") / med(b, "p50"), med(d, "p99") / med(b, "p99")
+        lines.append(
+            f"| {rate:,.0f} | {fmt_ms(med(d, 'p50'))} ({each(d, 'p50')}) | {fmt_ms(med(b, 'p50'))} ({each(b, 'p50')}) | "
+            f"{r50:.2f}x | {fmt_ms(med(d, 'p99'))} ({each(d, 'p99')}) | {fmt_ms(med(b, 'p99'))} ({each(b, 'p99')}) | "
+            f"{r99:.2f}x | {sum(r['sustained'] for r in d)}/{len(d)} | {sum(relay_sustains(r) for r in b)}/{len(b)} |"
+        )
+        if b_ok:
+            ok = bool(d_ok and r50 <= 1.5 and r99 <= 2.0)
+            checks.append(
+                (
+                    f"relay sustains {rate:,.0f}/s: daemon sustains, median p50 <= 1.5x, median p99 <= 2x",
+                    f"p50 {r50:.2f}x, p99 {r99:.2f}x",
+                    ok,
+                )
             )
-            got = (
-                f"p50 {dl['p50'] / bl['p50']:.2f}x, p99 {dl['p99'] / bl['p99']:.2f}x" if dl else "not reached"
-            )
-            checks.append((f"relay sustains {rate:,.0f}/s: daemon sustains, p50 <= 1.5x, p99 <= 2x", got, ok))
     return lines, checks
 
 
@@ -210,6 +247,9 @@ def main() -> None:
     ap.add_argument("--sections", nargs="+", choices=SECTIONS, default=list(SECTIONS))
     ap.add_argument("--workers", type=int, default=2, help="workers of the scale-out throughput runs")
     ap.add_argument("--profile-rate", type=float, default=5000.0)
+    ap.add_argument(
+        "--rounds", type=int, default=3, help="rounds of the default latency run; the target takes medians"
+    )
     ap.add_argument("--daemon-pythonpath", help="run the daemon from this edgekit tree (a baseline)")
     ap.add_argument("--out", type=Path, default=REPO / "runs" / "bench-e2e")
     args = ap.parse_args()
@@ -228,30 +268,41 @@ def main() -> None:
 
     if "latency" in args.sections:
         latency = {}
-        for label, nodelay, flags in LATENCY_RUNS:
+        runs = [
+            (f"{label}, round {k + 1}" if not flags and nodelay else label, nodelay, flags)
+            for label, nodelay, flags in LATENCY_RUNS
+            for k in range(args.rounds if not flags and nodelay else 1)
+        ]
+        for label, nodelay, flags in runs:
             if flags and env:  # a baseline tree may not know the flag
                 continue
             print(f"latency, TCP_NODELAY {label}", flush=True)
             latency[label] = e2e(
                 bundle,
                 data,
-                args.out / f"latency-nodelay-{label.replace(', ', '-').replace('--', '')}",
+                args.out / f"latency-nodelay-{label.replace(', ', '-').replace('--', '').replace(' ', '')}",
                 env,
                 # the queue-only daemon: the rates of the target, to compare with the default's
                 rates=[1000.0, 2000.0, 5000.0] if flags else [1000.0, 2000.0, 5000.0, 10000.0, 15000.0],
                 duration_s=3.0 * scale,
+                # fresh processes (daemon, subscriber) run slower for their first seconds: a 1 s warm-up
+                # left the daemon's first rate 1.3-1.5x slower than the same rate again right after it
+                warmup_s=3.0 * scale,
                 nodelay=nodelay,
                 relay_all_rates=True,
                 keep_going=True,
                 daemon_args=flags,
             )
-        lines, checks_lat = latency_table(latency)
+        lines = latency_table(latency)
+        median_lines, checks_lat = median_checks([v for k, v in latency.items() if k.startswith("on, round")])
         checks += checks_lat
         reports += latency.values()
         body += [
             "Every window reported (`--threshold=-inf`), reports at the profile's QoS 1:",
             "",
             *lines,
+            "",
+            *median_lines,
             "",
         ]
 

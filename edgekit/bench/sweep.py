@@ -120,7 +120,7 @@ def _step(
     cpu = {k: round(100.0 * v / wall, 1) for k, v in used.items()}
     # peak RSS of the daemon's busiest process during this rate (VmHWM reset when the rate began)
     peak = max(peak_rss_per_process(pids["daemon"]).values(), default=None) if peak_reset else None
-    _, arrival, lat = traffic.ask("collect")
+    _, arrival, lat, inner = traffic.ask("collect")
     row: dict[str, Any] = {
         "path": path,
         "rate": rate,
@@ -145,6 +145,9 @@ def _step(
     key = latency.percentile_key(j.q)
     qs = tuple(sorted({*latency.DEFAULT_QS, j.q}))
     row["latency_ms"] = latency.stage_stats(lat, qs) if len(lat) else None
+    # the daemon's own share (receipt to report, the reports' latency_ms): what the rest of the path adds
+    own = inner[np.isfinite(inner)] if len(inner) else inner
+    row["daemon_latency_ms"] = latency.stage_stats(own, qs) if len(own) else None
     complete = row["received"] >= expected if row["expected_reports"] is not None else True
     if daemon:
         complete = complete and row["scored"] >= expected and row["dropped"] == 0

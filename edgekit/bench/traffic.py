@@ -7,6 +7,7 @@ compete with publishing for one interpreter lock.
 from __future__ import annotations
 
 import json
+import math
 import multiprocessing as mp
 import os
 import time
@@ -21,23 +22,29 @@ from edgekit.errors import EdgekitError
 from edgekit.runtime.mqtt import Topics
 
 
-def _sent_ts(payload: bytes, key: str) -> list[float]:
-    """The sent time of each report in a message (a list of them with `reports: batch`)."""
+def _sent_ts(payload: bytes, key: str) -> list[tuple[float, float]]:
+    """(sent time, the daemon's own latency_ms or NaN) of each report in a message (a list of them with
+    `reports: batch`); the relay's messages carry no latency_ms."""
     body = json.loads(payload)
     out = []
     for report in body if isinstance(body, list) else [body]:
         ts = report[key]
-        out.append(float(ts[-1] if isinstance(ts, list) else ts))
+        inner = report.get("latency_ms") if type(report) is dict else None
+        out.append(
+            (float(ts[-1] if isinstance(ts, list) else ts), float(inner) if inner is not None else math.nan)
+        )
     return out
 
 
 def _subscriber(
     host: str, port: int, nodelay: bool, topic: str, key: str, cpu: int | None, conn: Any
 ) -> None:
-    """Records (arrival s, now - sent ts in ms) of every message on `topic` until told to quit."""
+    """Records (arrival s, now - sent ts in ms, the daemon's latency_ms) of every message on `topic` until
+    told to quit."""
     pin(0, cpu)
     arrival: list[float] = []
     lat: list[float] = []
+    inner: list[float] = []
 
     def on_message(_c: object, _u: object, msg: mqtt.MQTTMessage) -> None:
         now = time.time()
@@ -45,9 +52,10 @@ def _subscriber(
             sent = _sent_ts(msg.payload, key)
         except (ValueError, KeyError, TypeError, IndexError):
             return
-        for t in sent:
+        for t, own in sent:
             arrival.append(now)
             lat.append((now - t) * 1000.0)
+            inner.append(own)
 
     c = mqtt_client(host, port, f"edgekit-bench-sub-{uuid.uuid4().hex[:8]}", nodelay)
     c.on_message = on_message
@@ -58,9 +66,10 @@ def _subscriber(
         if cmd == "reset":
             arrival.clear()
             lat.clear()
+            inner.clear()
             conn.send("ok")
         elif cmd == "collect":
-            conn.send((len(lat), np.asarray(arrival), np.asarray(lat)))
+            conn.send((len(lat), np.asarray(arrival), np.asarray(lat), np.asarray(inner)))
         elif cmd == "count":
             conn.send(len(lat))
     c.disconnect()
