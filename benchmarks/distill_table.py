@@ -3,6 +3,7 @@ label fractions and seeds, with paired bootstrap CIs of the KD gain and onnxrunt
 
     .venv/bin/python benchmarks/distill_table.py [--datasets shuttle mitdb plaid acsf1]
         [--fractions 0.01 0.05 0.1 1.0] [--seeds 0 1 2 3 4] [--quick] [--reuse] [--out runs/bench-distill]
+        [--section distill]
 
 Every run goes through the public `edgekit.distill.pipeline.distill(DistillConfig(...))` with its
 defaults (only `--quick` shortens the epoch budget, and says so). Label fractions apply where labels
@@ -415,6 +416,12 @@ def main() -> None:
         "what was not run is listed under the table",
     )
     ap.add_argument("--out", default="runs/bench-distill")
+    ap.add_argument(
+        "--section",
+        default="distill",
+        help="the section of benchmarks/RESULTS.md this table replaces (a part of the grid re-run after a "
+        "change goes into a section of its own, e.g. distill-mitdb)",
+    )
     args = ap.parse_args()
     args.seeds = args.seeds if args.seeds is not None else ([0, 1] if args.quick else [0, 1, 2, 3, 4])
     logging.basicConfig(level=logging.WARNING, format="%(message)s")
@@ -429,7 +436,7 @@ def main() -> None:
         + (f" (SLICE: first {args.max_rows} rows)" if args.max_rows else "")
     )
     data = table.to_dict()
-    write_section("distill", title, render(data))
+    write_section(args.section, title, render(data))
     print("\n" + render(data) + "\n")
 
 

@@ -39,6 +39,7 @@ SENSOR_ONLY = (
     "teacher",
     "augment",
     "augment_views",
+    "perturbed_copies",
     "student_steps",
     "tune",
     "teacher_self_train",
@@ -137,6 +138,12 @@ def register(sub: argparse._SubParsersAction) -> None:
     )
     p.add_argument(
         "--augment-views", type=int, help=f"augmented views per training window (default {d.augment_views})"
+    )
+    p.add_argument(
+        "--perturbed-copies",
+        type=int,
+        help="--mode unsupervised: perturbed copies of each normal window the teacher scores for the "
+        f"student (spikes, level shifts, noise, dropped/stuck channels, time warps; default {d.perturbed_copies})",
     )
     p.add_argument(
         "--student-steps",

@@ -66,6 +66,20 @@ def test_teacher_scores_perturbed_windows_higher_and_grades_with_strength(tmp_pa
     assert s_pert[pert.strength == hi].mean() > s_pert[pert.strength == lo].mean() > s_clean.mean() - 0.05
 
 
+def test_perturbed_copies_is_checked_and_has_a_flag():
+    from edgekit.cli import build_parser
+    from edgekit.distill.config import check_kd
+    from edgekit.errors import ConfigError
+
+    assert DistillConfig(out="x").perturbed_copies == 10
+    with pytest.raises(ConfigError, match="perturbed_copies must be >= 1, got 0"):
+        check_kd(DistillConfig(out="x", perturbed_copies=0))
+    args = build_parser().parse_args(
+        ["distill", "--dataset", "mitdb", "--out", "o", "--perturbed-copies", "4"]
+    )
+    assert args.perturbed_copies == 4
+
+
 def test_score_rank_loss_known_values():
     t = torch.tensor([0.0, 1.0, 2.0])
     # perfectly ordered with margin 10: the ranking term is ~0, the MSE term 100 per row mean
@@ -88,9 +102,13 @@ def test_label_free_pipeline_distils_on_the_perturbed_transfer_set(tmp_path):
     is a score regressor in the teacher's units, and ranks the test windows like the teacher."""
     from edgekit.distill.pipeline import distill
 
-    report = distill(DistillConfig(out=str(tmp_path / "m"), teacher_epochs=8, student_epochs=8, **SMALL))
+    report = distill(
+        DistillConfig(
+            out=str(tmp_path / "m"), teacher_epochs=8, student_epochs=8, perturbed_copies=3, **SMALL
+        )
+    )
     tr = report["label_free_transfer"]
-    assert tr["clean_windows"] > 0 and tr["perturbed_windows"] == 2 * tr["clean_windows"]
+    assert tr["clean_windows"] > 0 and tr["perturbed_windows"] == 3 * tr["clean_windows"]
     assert tr["chosen"] in tr["candidates_val_spearman"] and report["kd"]["loss"] == tr["chosen"]
     assert report["student"]["arch"]["arch"] == "mlp"
     assert report["student"]["params"] < report["teacher"]["params"] / 20
