@@ -66,6 +66,8 @@ log = logging.getLogger(__name__)
 # Room for the topic (up to 64 KiB), the fixed header and properties around a max_payload_bytes payload,
 # so that every payload the daemon could still count as `oversized` is delivered.
 PACKET_HEADROOM = 65536 + 1024
+# drift observations of a slow stream wait at most this long before housekeeping takes them in
+DRIFT_MAX_AGE_S = 1.0
 EXIT_THREAD_DIED = 70  # EX_SOFTWARE (sysexits.h): a daemon thread died; systemd's Restart= brings it back
 
 
@@ -258,8 +260,9 @@ class Daemon:
             self._reload_requested = None
         if (outcome := self.reloader.take()) is not None:
             self._swap(outcome.engine, outcome.path, outcome.error, outcome.teacher)
-        self.scorer.tick()
+        self.scorer.tick(DRIFT_MAX_AGE_S)
         if self.heartbeat.due(now):
+            self.scorer.tick()  # the heartbeat's drift figures count every reading received so far
             self.client.publish(self.topics.heartbeat, json.dumps(self.snapshot()), qos=0)
         self.notifier.watchdog(now)
 

@@ -175,10 +175,12 @@ class DriftMonitor:
         self.alerts = dict.fromkeys(KINDS, 0)
         self.suppressed = 0
         self.evaluations = 0
-        # readings (and scores) observed but not taken in yet, with their count: less than a block each
-        self._pending: dict[str, tuple[list[np.ndarray], int]] = {}
+        # readings (and scores) observed but not taken in yet: [chunks, count, monotonic time of the
+        # first], less than a block each
+        self._pending: dict[str, list] = {}
         self._scores: list[np.ndarray] = []
         self._scores_n = 0
+        self._scores_since = 0.0
 
     def _window(self, bins: Bins) -> Window:
         return Window(bins, self.blocks, self.cfg.evaluate_every)
@@ -198,31 +200,36 @@ class DriftMonitor:
     def observe(self, stream: str, vals: np.ndarray) -> None:
         """Readings (n, channels) of one message of `stream`, raw and finite (not copied: the caller
         leaves them alone). Taken in once they complete the stream's block, or at flush()."""
-        chunks, n = self._pending.get(stream) or ([], 0)
-        chunks.append(vals)
-        n += len(vals)
+        entry = self._pending.get(stream)
+        if entry is None:
+            entry = self._pending[stream] = [[], 0, time.monotonic()]
+        entry[0].append(vals)
+        entry[1] += len(vals)
         w = self.route.get(stream)
-        if n >= (w[1].room if w is not None else self.cfg.evaluate_every):
-            self._pending.pop(stream, None)
-            self._take(stream, chunks)
-        else:
-            self._pending[stream] = (chunks, n)
+        if entry[1] >= (w[1].room if w is not None else self.cfg.evaluate_every):
+            del self._pending[stream]
+            self._take(stream, entry[0])
 
     def observe_scores(self, scores: np.ndarray) -> None:
         """The scores of one scored batch (every stream's windows); taken in like readings."""
         if self.score is None or len(scores) == 0:
             return
+        if not self._scores:
+            self._scores_since = time.monotonic()
         self._scores.append(scores)
         self._scores_n += len(scores)
         if self._scores_n >= self.score.room:
             self._take_scores()
 
-    def flush(self) -> None:
-        """Take in every reading and score observed so far."""
-        while self._pending:
-            stream, (chunks, _) = self._pending.popitem()
-            self._take(stream, chunks)
-        if self._scores:
+    def flush(self, max_age_s: float = 0.0) -> None:
+        """Take in the readings and scores observed so far, of the streams whose oldest one waits for
+        `max_age_s` or longer (0: all). A busy stream completes its blocks long before: the daemon's
+        housekeeping passes 1 s, so that only slow streams wait for it (taking in every stream every 50 ms
+        held the scorer, and the interpreter, for ~1 ms at a time: the messages arriving then waited)."""
+        cutoff = time.monotonic() - max_age_s
+        for stream in [s for s, e in self._pending.items() if e[2] <= cutoff]:
+            self._take(stream, self._pending.pop(stream)[0])
+        if self._scores and self._scores_since <= cutoff:
             self._take_scores()
 
     def _take(self, stream: str, chunks: list[np.ndarray]) -> None:

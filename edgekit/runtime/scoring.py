@@ -84,10 +84,11 @@ class Scorer:
         """Drop the staged windows (after a failed flush)."""
         self.batch.clear()
 
-    def tick(self) -> None:
-        """Between messages (the daemon's housekeeping): the drift monitor takes in what it deferred."""
+    def tick(self, max_age_s: float = 0.0) -> None:
+        """Between messages (the daemon's housekeeping): the drift monitor takes in what it deferred for
+        `max_age_s` or longer (0: everything)."""
         if self.drift is not None:
-            self.drift.flush()
+            self.drift.flush(max_age_s)
 
     def handle(self, stream: str, payload: bytes, recv: float) -> None:
         """One MQTT message of `stream`, received at perf_counter() time `recv`."""

@@ -154,7 +154,7 @@ class TextScorer:
         self.engine = engine
         return False
 
-    def tick(self) -> None:
+    def tick(self, max_age_s: float = 0.0) -> None:
         """Between messages: nothing is deferred for text."""
 
     def clear(self) -> None:

@@ -149,6 +149,11 @@ def test_out_of_range_alerts_once_per_interval(ref, shuttle_rows):
     assert len(alerts(out0)) == 3
     mon0.observe("s", np.repeat(row[None], 50, axis=0))  # a whole block: taken in at once, no flush()
     assert len(alerts(out0)) == 4
+    mon0.observe("s", row[None])
+    mon0.flush(max_age_s=3600)  # the daemon's housekeeping: only what has waited that long
+    assert len(alerts(out0)) == 4
+    mon0.flush(max_age_s=0)
+    assert len(alerts(out0)) == 5
     # just inside the margin: no alert (batch form, the vectorised path)
     inside = np.repeat(x[:1].astype(np.float64), 3, axis=0)
     inside[:, 2] = bound - 0.5
