@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import threading
 import time
+import tracemalloc
 
 import paho.mqtt.client as mqtt
 import pytest
@@ -13,7 +14,7 @@ from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 
 from edgekit.bench.rig import mqtt_client
-from edgekit.runtime.client import RECV_CHUNK, FastMessage, WatchedClient
+from edgekit.runtime.client import MESSAGE_SLOTS, RECV_CHUNK, FastMessage, LeanInfo, WatchedClient
 from edgekit.runtime.link import fast_route
 from edgekit.runtime.mqtt import ClientOptions, make_client
 
@@ -202,6 +203,68 @@ def test_pubacks_release_in_flight_and_queued_reports(broker, on_publish):
         assert received == [b"%d" % i for i in range(3000)]
         assert client._out_messages == {} and client._inflight_messages == 0
         assert len(acked) == (3000 if on_publish else 0)
+    finally:
+        sub.disconnect()
+        sub.loop_stop()
+        client.disconnect()
+        client.loop_stop()
+
+
+def test_publish_builds_every_field_of_pahos_message():
+    """WatchedClient.publish sets MQTTMessage's fields itself: a paho that adds one must fail here."""
+    assert set(mqtt.MQTTMessage.__slots__) == MESSAGE_SLOTS
+
+
+def queued_bytes(client: mqtt.Client, n: int) -> float:
+    tracemalloc.start()
+    try:
+        before = tracemalloc.get_traced_memory()[0]
+        for i in range(n):
+            client.publish("reports/x", b"r" * 300 + b"%d" % i, qos=1)
+        return (tracemalloc.get_traced_memory()[0] - before) / n
+    finally:
+        tracemalloc.stop()
+
+
+def test_reports_kept_while_disconnected_cost_a_third_and_all_go_out_in_order(broker):
+    """Reports published before the connection exists stay queued (max_queued bounds them, the next is
+    refused with QUEUE_SIZE) at about a third of paho's memory per report (no Condition each), and all
+    go out in order once connected; wait_for_publish from another thread returns when one is acked
+    (the Condition made on demand)."""
+    plain = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id="plain", protocol=mqtt.MQTTv5)
+    plain.max_queued_messages_set(0)
+    lean = WatchedClient(mqtt.CallbackAPIVersion.VERSION2, client_id="lean", protocol=mqtt.MQTTv5)
+    lean.max_queued_messages_set(0)
+    paho_cost, lean_cost = queued_bytes(plain, 2000), queued_bytes(lean, 2000)
+    assert lean_cost < 0.4 * paho_cost, (lean_cost, paho_cost)
+
+    client, addr = make_client(
+        ClientOptions(url=broker.url, client_id="queued", max_queued=500, max_inflight=20)
+    )
+    infos = [client.publish("reports/q", b"%d" % i, qos=1) for i in range(500)]
+    assert all(isinstance(i, LeanInfo) for i in infos)  # NO_CONN for the first 20 (in flight), as paho
+    assert {i.rc for i in infos} <= {mqtt.MQTT_ERR_SUCCESS, mqtt.MQTT_ERR_NO_CONN}
+    assert client.publish("reports/q", b"one too many", qos=1).rc == mqtt.MQTT_ERR_QUEUE_SIZE
+    sub = mqtt_client("127.0.0.1", broker.port)
+    received: list[bytes] = []
+    sub.on_message = lambda _c, _u, m: received.append(m.payload)
+    sub.loop_start()
+    try:
+        subscribe(sub, "reports/#", 1)
+        client.connect(addr.host, addr.port, clean_start=True)
+        client.loop_start()
+        assert wait(lambda: len(received) == 500, 20)
+        assert received == [b"%d" % i for i in range(500)]
+        assert all(i._published for i in infos)
+        late = client.publish("reports/q", b"late", qos=1)
+        waited = threading.Event()
+        waiter = threading.Thread(target=lambda: (late.wait_for_publish(10), waited.set()), daemon=True)
+        waiter.start()
+        assert waited.wait(10) and late.is_published()
+        assert wait(lambda: client._out_messages == {}) and client._inflight_messages == 0
+        qos0 = client.publish("reports/q", b"qos0", qos=0)
+        qos0.wait_for_publish(5)
+        assert qos0.is_published() and wait(lambda: received[-1] == b"qos0")
     finally:
         sub.disconnect()
         sub.loop_stop()
