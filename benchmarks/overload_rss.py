@@ -5,6 +5,8 @@ reported at QoS 1, through a private mosquitto pinned like e2e_latency.py's runs
 the core shared by broker, publisher and subscriber is full, so the daemon's reports wait for PUBACKs and
 its memory shows what waiting reports cost. Prints each rate's row and the daemon's VmRSS / VmHWM.
 `--daemon-pythonpath TREE` runs the daemon from another edgekit tree (a baseline) for an A/B.
+First it prints what one waiting QoS 1 report holds (tracemalloc, reports queued on a client that is not
+connected) in paho's own client and in the daemon's, and what of it is paho's threading.Condition.
 
     .venv/bin/python benchmarks/overload_rss.py [--bundle B --rows-from RUN] [--daemon-pythonpath TREE]
 """
@@ -13,10 +15,39 @@ from __future__ import annotations
 
 import argparse
 import sys
+import threading
+import tracemalloc
 from pathlib import Path
+
+import paho.mqtt.client as mqtt
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from e2e_latency import REPO, e2e, prepare
+
+from edgekit.runtime.client import WatchedClient
+
+
+def traced_bytes(make: object, n: int) -> float:
+    """Bytes still allocated per call after n calls of make(i) whose results are kept."""
+    kept = []
+    tracemalloc.start()
+    try:
+        before = tracemalloc.get_traced_memory()[0]
+        kept.extend(make(i) for i in range(n))  # type: ignore[operator]
+        return (tracemalloc.get_traced_memory()[0] - before) / n
+    finally:
+        tracemalloc.stop()
+
+
+def queued_report_cost(n: int = 20000) -> None:
+    payload = b"r" * 300
+    for cls in (mqtt.Client, WatchedClient):
+        c = cls(mqtt.CallbackAPIVersion.VERSION2, client_id="cost", protocol=mqtt.MQTTv5)
+        c.max_queued_messages_set(0)
+        per = traced_bytes(lambda i, c=c: c.publish("edgekit/dev/anomalies", payload + b"%d" % i, qos=1), n)
+        print(f"{cls.__module__}.{cls.__name__}: {per:,.0f} bytes per queued QoS 1 report of ~304 bytes")
+    print(f"threading.Condition(): {traced_bytes(lambda _i: threading.Condition(), n):,.0f} bytes each")
+
 
 if __name__ == "__main__":
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -26,6 +57,7 @@ if __name__ == "__main__":
     ap.add_argument("--daemon-pythonpath", help="run the daemon from this edgekit tree (a baseline)")
     ap.add_argument("--out", type=Path, default=REPO / "runs" / "bench-overload-rss")
     args = ap.parse_args()
+    queued_report_cost()
     bundle, data = prepare(args)
     env = {"PYTHONPATH": args.daemon_pythonpath, "PYTHONSAFEPATH": "1"} if args.daemon_pythonpath else None
     e2e(
@@ -38,6 +70,5 @@ if __name__ == "__main__":
         warmup_s=1.0,
         nodelay=True,
         relay=False,
-        relay_all_rates=True,
         keep_going=True,
     )

@@ -13,9 +13,9 @@ flows, reconnects, TLS) and replaces only what a steady stream of messages pays 
   code and properties objects nobody reads;
 - in-flight bookkeeping: paho walks every in-flight message after each PUBACK looking for queued ones;
   none can exist while all stored messages are in flight;
-- PUBLISH out: paho gives every message a threading.Condition (about 1.5 KB of the ~2.2 KB a queued QoS 1
-  report holds, and 0.4 us to build) for wait_for_publish(); LeanInfo makes one only when somebody
-  waits, so reports kept while disconnected or beyond the in-flight window cost ~0.6 KB each.
+- PUBLISH out: paho gives every message a threading.Condition for wait_for_publish() (~1.4 KB of the
+  ~2.1 KB a queued QoS 1 report holds; benchmarks/overload_rss.py prints both); LeanInfo makes one only
+  when somebody waits, so reports kept while disconnected or beyond the in-flight window cost ~0.7 KB.
 These lean on paho's private attributes (`_in_packet`, `_out_messages`, `_inflight_messages`, ...) of
 the 2.x line that pyproject pins (paho-mqtt>=2.0,<3); tests/runtime/test_client.py checks each path
 against paho's own through a real broker.

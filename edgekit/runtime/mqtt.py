@@ -185,7 +185,7 @@ class ClientOptions:
     keepalive_s: int | None = None  # None: the profile's daemon.keepalive_s (30 s without a profile)
     protocol: int = 5  # 5 or 311
     nodelay: bool = True
-    # reports kept while disconnected; beyond this they are counted as lost. A queued report costs ~0.7 KB
+    # reports kept while disconnected; beyond this they are counted as lost. A queued report holds ~0.7 KB
     # (runtime.client.LeanInfo; paho's own ~2 KB), so 40,000 keep a worker within ~30 MB of its idle RSS
     max_queued: int = 40_000
     # QoS 1 reports awaiting PUBACK: 100 capped reports at 100 per broker round trip, so a broker slowed
