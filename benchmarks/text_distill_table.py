@@ -64,6 +64,7 @@ def run_seeds(args: argparse.Namespace) -> list[dict[str, Any]]:
             layer_students=[_layers(x) for x in args.layers],
             hidden_kd=args.hidden_kd,
             augment_p_replace=args.p_replace,
+            augment_copies=args.augment_copies,
             compare_init=False,
         )
         for flag in ("max_length", "teacher_epochs", "student_epochs", "layer_student_epochs"):
@@ -78,7 +79,7 @@ def run_seeds(args: argparse.Namespace) -> list[dict[str, Any]]:
 
 
 def measure_latency(
-    run_dir: Path, models: list[str], runs: int, bundles: Path
+    run_dir: Path, models: list[str], runs: int, bundles: Path, block: int = 1
 ) -> tuple[dict[str, Any], dict[str, str]]:
     """Export every model (FP32 + INT8 variants, unsigned) and time tokenize+infer through TextEngine,
     all variants interleaved per batch size, on the run's held-out texts. Returns the figures and the
@@ -126,7 +127,7 @@ def measure_latency(
             }
             variants.append(bundle_variant(bundle, profile, name=f"{name}/{mode}", variant=variant))
     for b in BATCHES:
-        for s in measure(variants, make_batches(texts, b), runs=runs, warmup=10):
+        for s in measure(variants, make_batches(texts, b), runs=runs, warmup=10, block=block):
             ms = np.asarray(s.preprocess) + np.asarray(s.infer)  # tokenize + infer (softmax left out)
             out[s.name][f"b{b}"] = {
                 "p50_ms": float(np.percentile(ms, 50)),
@@ -224,7 +225,22 @@ def main() -> None:
     ap.add_argument("--layers", nargs="*", default=["0,2,5", "0,5"], help="teacher layers per layer student")
     ap.add_argument("--hidden-kd", type=float, default=0.0, help="weight of the hidden-state MSE (0: off)")
     ap.add_argument("--p-replace", type=float, default=0.1, help="word replacement rate in the transfer set")
+    ap.add_argument(
+        "--augment-copies",
+        type=int,
+        default=2,
+        help="perturbed copies of the training set in the transfer set",
+    )
     ap.add_argument("--latency-runs", type=int, default=300)
+    ap.add_argument(
+        "--block",
+        type=int,
+        default=25,
+        help="calls of one model in a row per interleaved round (1: per call, as before 2026-12-08)",
+    )
+    ap.add_argument(
+        "--section", help="RESULTS.md section to write (default: text-distill-DATASET)", default=None
+    )
     ap.add_argument(
         "--reuse", action="store_true", help="reuse seeds whose OUT/seedN/report.json exists (not re-timed)"
     )
@@ -248,7 +264,7 @@ def main() -> None:
     students = sorted(students, key=lambda n: -reports[0][n]["params"])
     run0 = Path(args.out) / f"seed{args.seeds[0]}"
     latency, refused = measure_latency(
-        run0, ["teacher", *students], args.latency_runs, Path(args.out) / "bundles"
+        run0, ["teacher", *students], args.latency_runs, Path(args.out) / "bundles", args.block
     )
     wall = time.time() - t0
     table = render(reports, latency, students)
@@ -274,7 +290,7 @@ def main() -> None:
 initialisations); wall {wall:.0f} s on this machine, shared with other jobs{reused_note}. Data: {args.dataset}, classes
 {", ".join(r["labels"])}; seed {r["seed"]}: {n["train"]}/{n["val"]}/{n["test"]} train/val/test statements. Teacher:
 all-MiniLM-L6-v2 + head, fine-tuned. Students: {", ".join(f"{k} = teacher layers {v}" for k, v in r["layer_students"].items())}
-(DistilBERT-style: every weight copied from the fine-tuned teacher), and `student` (BERT
+(DistilBERT-style: every weight copied from the fine-tuned teacher; none when --layers is empty), and `student` (BERT
 {r["student_config"]["layers"]}x{r["student_config"]["hidden"]}, embeddings projected from the teacher's);
 vocabulary shrunk to {r["student_vocab"]["size"]} of {r["student_vocab"]["teacher_size"]} pieces. Hinton KD T={r["kd"]["temperature"]},
 alpha={r["kd"]["alpha"]}, hidden-state KD weight {r["kd"]["hidden_kd"]}; transfer set {r["transfer_set"]["statements"]} statements
@@ -282,15 +298,17 @@ alpha={r["kd"]["alpha"]}, hidden-state KD weight {r["kd"]["hidden_kd"]}; transfe
 p={r["transfer_set"]["p_mask"]}, one-piece words replaced p={r["transfer_set"]["p_replace"]}), each copy labelled by the teacher.
 max_length {r["max_length"]}. Latency: seed {args.seeds[0]}'s models exported (optimum ONNX; INT8 = dynamic
 quantization), timed through edgekit.runtime.text.TextEngine (profile {PROFILE}: onnxruntime CPU, 1
-thread), tokenize + infer, {args.latency_runs} calls per model and batch size, all models interleaved,
-on the held-out test texts; speed-up = teacher FP32 batch-1 p50 / model p50. Retention = student
+thread), tokenize + infer, {args.latency_runs} calls per model and batch size, all models interleaved
+in blocks of {args.block} calls (after one unrecorded call: a device runs one model, so a small model is not
+charged the cold caches a large one left), on the held-out test texts; speed-up = teacher FP32 batch-1 p50 / model p50. Retention = student
 macro-F1 / teacher macro-F1 (same seed). Anchors (not comparable tasks): {ANCHORS}.
 
 {table}
 """
     write_section(
-        f"text-distill-{args.dataset}",
-        f"Text distillation ({args.dataset}): teacher vs layer-dropped vs small students",
+        args.section or f"text-distill-{args.dataset}",
+        f"Text distillation ({args.dataset}): teacher vs "
+        + ("layer-dropped vs small students" if args.layers else "small student"),
         body,
     )
 

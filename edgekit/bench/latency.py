@@ -102,8 +102,14 @@ def measure(
     warmup: int = 20,
     seed: int = 0,
     progress: Callable[[int], None] | None = None,
+    block: int = 1,
 ) -> list[Samples]:
-    """Time every variant: `runs` calls each, or rounds until `duration_s` has passed; interleaved when several."""
+    """Time every variant: `runs` calls each, or rounds until `duration_s` has passed; interleaved when several.
+
+    `block` > 1 interleaves by blocks: each round calls every variant `block` times in a row (order
+    shuffled per round), after one unrecorded call of the same input. A device runs one model, so a small
+    model timed right after a large one (whose weights evicted its caches) would be charged a cold start
+    it never pays there; blocks keep the variants' samples spread over the same minutes."""
     if (runs is None) == (duration_s is None):
         raise ConfigError("give exactly one of runs or duration")
     if runs is not None and runs < 1:
@@ -112,6 +118,8 @@ def measure(
         raise ConfigError(f"--duration must be > 0, got {duration_s}")
     if warmup < 0:
         raise ConfigError(f"--warmup must be >= 0, got {warmup}")
+    if block < 1:
+        raise ConfigError(f"block must be >= 1, got {block}")
     rng = np.random.default_rng(seed)
     order = np.arange(len(variants))
     samples = [Samples(v.name, len(batches[0])) for v in variants]
@@ -124,11 +132,14 @@ def measure(
     r = 0
     while (runs is not None and r < runs) or (deadline is not None and time.perf_counter_ns() < deadline):
         rng.shuffle(order)
-        x_raw = batches[r % len(batches)]
+        n = block if runs is None else min(block, runs - r)
         for i in order:
-            _call(variants[i], x_raw, samples[i], origin)
-        r += 1
-        if progress is not None and r % 100 == 0:
+            if block > 1:  # the block's first call pays the switch from the other variants: not recorded
+                _call(variants[i], batches[r % len(batches)], None, 0)
+            for j in range(n):
+                _call(variants[i], batches[(r + j) % len(batches)], samples[i], origin)
+        r += n
+        if progress is not None and r % 100 < n:
             progress(r)
     return samples
 

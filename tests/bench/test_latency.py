@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import itertools
+
 import numpy as np
 import pytest
 
@@ -95,6 +97,20 @@ def test_interleaved_rounds_in_random_order() -> None:
     assert all(sorted(r) == ["a", "b", "c"] for r in rounds)  # each round: one call per variant
     assert len(set(rounds)) > 1  # and the order changes between rounds
     assert all(np.all(np.diff(s.start_s) >= 0) for s in samples)
+
+
+def test_block_interleaving_runs_each_variant_in_blocks() -> None:
+    calls: list[str] = []
+    variants = [recording_variant(n, calls) for n in "ab"]
+    batches = latency.make_batches(np.zeros((4, 1, 1), np.float32), 1)
+    samples = latency.measure(variants, batches, runs=23, warmup=0, seed=1, block=10)
+    assert [len(s.infer) for s in samples] == [23, 23]  # the last round is cut to what `runs` leaves
+    # rounds of 10, 10, 3 recorded calls per variant, each block after one unrecorded switching call
+    assert calls.count("a") == calls.count("b") == 23 + 3
+    runs_of = [len(list(g)) for _, g in itertools.groupby(calls)]
+    assert min(runs_of) >= 4  # blocks never split (two of one variant may meet across rounds)
+    with pytest.raises(ConfigError):
+        latency.measure(variants, batches, runs=10, block=0)
 
 
 def test_duration_mode_and_argument_checks() -> None:
