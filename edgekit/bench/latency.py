@@ -1,7 +1,7 @@
 """Timing loops: each call timed in three stages; several variants interleaved in one process.
 
-Method (recorded in every report): real input windows cycled in prebuilt batches (building a batch is
-not timed); a warm-up per variant; then rounds in which every variant makes one call, in a fresh
+Method (recorded in every report): real input windows, in a seeded random order, cycled in prebuilt
+batches (building a batch is not timed); a warm-up per variant; then rounds in which every variant makes one call, in a fresh
 random order per round, so drift of the machine (thermal throttling, frequency scaling, background
 load) is shared by all variants instead of biasing whichever ran last. Stages are timed with
 perf_counter_ns around Engine.preprocess / infer / postprocess; the end-to-end latency of a window
@@ -67,11 +67,18 @@ def percentile_key(q: float) -> str:
     return f"p{q:g}"
 
 
-def make_batches(windows: np.ndarray, batch: int) -> list[np.ndarray]:
-    """Contiguous batches that cycle through `windows` (window k of batch j is windows[(j*B + k) % N])."""
+def make_batches(windows: np.ndarray, batch: int, seed: int | None = None) -> list[np.ndarray]:
+    """Contiguous batches that cycle through `windows` (window k of batch j is windows[(j*B + k) % N]).
+
+    With `seed`, they cycle through a seeded permutation of `windows` instead, so the first batches are a
+    fair sample of the whole set: a run shorter than one cycle then times a held-out file that is grouped
+    (all of one movie's plot summaries first, the long log lines of one machine together) like the file
+    as a whole, not like its head. Windows of one shape cost the same in any order; texts do not."""
     if batch < 1:
         raise ConfigError(f"--batch must be >= 1, got {batch}")
     n = len(windows)
+    if seed is not None:
+        windows = windows[np.random.default_rng(seed).permutation(n)]
     distinct = n // math.gcd(n, batch)  # after this many batches the cycle repeats exactly
     cap = max(1, MAX_BATCH_BYTES // max(1, batch * windows[0].nbytes))
     return [

@@ -95,7 +95,7 @@ def run_bench(cfg: BenchConfig, echo: Callable[[str], None] | None = None) -> di
         q, budget = resolve_budget(profile, cfg.percentile, cfg.budget_ms)
         variants = _open_variants(stack, bundle, cfg.compare, profile, say, notes)
         windows, source = load_windows(variants[0], cfg.data)
-        batches = latency.make_batches(windows, cfg.batch)
+        batches = latency.make_batches(windows, cfg.batch, seed=cfg.seed)
         what = f"{runs} runs" if runs is not None else f"{cfg.duration_s:g} s"
         say(
             f"benchmarking {', '.join(v.name for v in variants)} on profile {profile.name}: batch {cfg.batch}, "
@@ -123,6 +123,7 @@ def run_bench(cfg: BenchConfig, echo: Callable[[str], None] | None = None) -> di
             "seed": cfg.seed,
             "inputs": source,
             "input_windows": len(windows),
+            "input_order": f"seeded permutation (seed {cfg.seed})",
             "distinct_batches": len(batches),
             "stages": (text.STAGES if variants[0].info.get("input") == "text" else SENSOR_STAGES)
             + "; total = sum",

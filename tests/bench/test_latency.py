@@ -76,6 +76,23 @@ def test_batches_cycle_through_all_windows() -> None:
         latency.make_batches(w, 0)
 
 
+def test_seeded_batches_are_a_fair_sample_of_a_grouped_file() -> None:
+    # a held-out file grouped by source: 300 long texts first, then 2,700 short ones (as Rotten Tomatoes'
+    # test split puts a movie's plot summaries together); a 300-call run must not time only the long ones
+    texts = np.array(["long " * 60] * 300 + ["short"] * 2700)
+    head = latency.make_batches(texts, 1)[:300]
+    assert all(b[0].startswith("long") for b in head)  # unseeded: contiguous, the bias the seed removes
+    batches = latency.make_batches(texts, 1, seed=0)
+    first = [b[0] for b in batches[:300]]
+    assert 10 <= sum(t.startswith("long") for t in first) <= 50  # ~10% of the sample, like the file
+    assert sorted(b[0] for b in batches) == sorted(texts.tolist())  # one cycle is every text once
+    again = latency.make_batches(texts, 1, seed=0)
+    assert [b[0] for b in again] == [b[0] for b in batches]  # seeded: the same order every run
+    w = np.arange(6, dtype=np.float32).reshape(6, 1, 1)
+    flat = np.concatenate([b[:, 0, 0] for b in latency.make_batches(w, 2, seed=1)])
+    assert sorted(flat.tolist()) == [0, 1, 2, 3, 4, 5]
+
+
 def recording_variant(name: str, calls: list[str]) -> Variant:
     def infer(x: np.ndarray) -> np.ndarray:
         calls.append(name)
