@@ -53,7 +53,12 @@ def register(sub: argparse._SubParsersAction) -> None:
         metavar="VARIANT",
         help="also time these, interleaved in one process",
     )
-    p.add_argument("--seed", type=int, default=0, help="seed of the per-round random order and of the order held-out inputs are drawn in")
+    p.add_argument(
+        "--seed",
+        type=int,
+        default=0,
+        help="seed of the per-round random order and of the order held-out inputs are drawn in",
+    )
     e2e = p.add_argument_group("end to end through a broker (--e2e)")
     e2e.add_argument("--e2e", action="store_true", help="time the daemon through a real MQTT broker")
     e2e.add_argument("--broker", help="mqtt://HOST:PORT (default: a private mosquitto on a free port)")
