@@ -60,3 +60,17 @@ def test_text_bundle_e2e_through_a_real_broker(text_bundle, tmp_path: Path):
     assert row["dropped"] == 0 and row["errors"] == {} and row["latency_ms"]["p50"] > 0
     assert report["method"]["input"].startswith("text messages")
     assert report["e2e"]["daemon_exit_code"] == 0
+
+
+def test_e2e_replays_texts_in_a_seeded_order_and_readings_in_theirs():
+    import numpy as np
+
+    from edgekit.bench.e2e import replay_rows
+
+    texts = np.array([f"long plot summary {i} " * 20 for i in range(50)] + [f"short {i}" for i in range(450)])
+    rows = replay_rows(texts, text=True)
+    assert sorted(rows.tolist()) == sorted(texts.tolist())  # every text, once
+    assert 1 <= sum(t.startswith("long") for t in rows[:50]) <= 15  # the head samples the file, not its head
+    assert replay_rows(texts, text=True).tolist() == rows.tolist()  # seeded
+    windows = np.arange(24, dtype=np.float32).reshape(4, 3, 2)  # readings stay in order: they form streams
+    assert replay_rows(windows, text=False).tolist() == np.arange(24).reshape(12, 2).tolist()
