@@ -79,8 +79,13 @@ def make_batches(windows: np.ndarray, batch: int, seed: int | None = None) -> li
     n = len(windows)
     if seed is not None:
         windows = windows[np.random.default_rng(seed).permutation(n)]
+    if windows.dtype.kind == "U":  # texts: batches of str objects, sized by the texts, not the widest one
+        windows = windows.astype(object)
+        item = 4 * sum(len(t) for t in windows) // n + 64
+    else:
+        item = windows.itemsize * math.prod(windows.shape[1:])
     distinct = n // math.gcd(n, batch)  # after this many batches the cycle repeats exactly
-    cap = max(1, MAX_BATCH_BYTES // max(1, batch * windows[0].nbytes))
+    cap = max(1, MAX_BATCH_BYTES // max(1, batch * item))
     return [
         np.ascontiguousarray(windows[(j * batch + np.arange(batch)) % n]) for j in range(min(distinct, cap))
     ]

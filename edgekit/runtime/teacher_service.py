@@ -32,7 +32,7 @@ from edgekit.runtime.escalations import ANSWERS, Refused, need, parse_object
 from edgekit.runtime.mqtt import ClientOptions, StreamTopics, check_topic_level, connect_async, make_client
 from edgekit.runtime.reload import load_engine
 from edgekit.runtime.stats import RateLimiter
-from edgekit.runtime.text import TextEngine
+from edgekit.runtime.text import TextEngine, is_unicode
 
 log = logging.getLogger(__name__)
 _ENCODER = json.JSONEncoder()
@@ -124,6 +124,8 @@ class EscalationService:
             need(body, key, str, "escalation")
         if isinstance(self.engine, TextEngine):
             need(body, "text", str, "escalation")
+            if not is_unicode(body["text"]):  # would fail the whole teacher batch it sits in
+                raise Refused("malformed", "escalation: 'text' holds a lone UTF-16 surrogate")
             return body
         m = self.engine.manifest
         channels = list(m.window.channels)  # type: ignore[union-attr]

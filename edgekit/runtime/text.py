@@ -67,8 +67,12 @@ def prefix_cut_chars(tok: Tokenizer, max_length: int) -> int | None:
         return None
     if not set(pres) <= _CUT_SAFE_PRE_TOKENIZERS or not set(pres) & _SPLITS_AT_SPACES:
         return None
-    if any(any(c.isspace() for c in t.get("content", "")) for t in spec.get("added_tokens") or []):
-        return None  # an added token holding a space could be cut in two
+    for t in spec.get("added_tokens") or []:
+        forms = [t.get("content", "")]
+        if t.get("normalized") and tok.normalizer is not None:  # matched after normalizing: NFKC makes
+            forms.append(tok.normalizer.normalize_str(forms[0]))  # "\u00a8" into " \u0308"
+        if any(c.isspace() for f in forms for c in f):
+            return None  # an added token holding a space could be cut in two
     return CHARS_PER_TOKEN * max_length
 
 
@@ -88,6 +92,16 @@ def load_tokenizer(path: Path, max_length: int) -> Tokenizer:
     tok.enable_truncation(max_length)
     tok.enable_padding(pad_id=pad_id, pad_token=pad_token)  # length None: the longest of the batch
     return tok
+
+
+def is_unicode(s: str) -> bool:
+    """False for a str holding a lone UTF-16 surrogate (JSON's "\\ud800" decodes to one): tokenizers refuses
+    such a string, and with it the whole batch it sits in, so receivers refuse the message first."""
+    try:
+        s.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
 
 
 class TextEngine(BundleEngine):

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from typing import Protocol
 
 from edgekit.runtime.stats import Counters, LatencyHistogram
-from edgekit.runtime.text import TextEngine
+from edgekit.runtime.text import TextEngine, is_unicode
 from edgekit.runtime.text_cascade import TextCascade
 
 _ENCODER = json.JSONEncoder()
@@ -67,6 +67,9 @@ def parse_text(payload: bytes) -> tuple[str, str | None, float | None]:
         raise TextRefused("empty", 'empty "text"')
     if mid is not None and not isinstance(mid, str | int):
         raise TextRefused("malformed", '"id" must be a string or an integer')
+    for field, value in (("text", text), ("id", mid)):
+        if isinstance(value, str) and not is_unicode(value):  # JSON's "\ud800": fails its whole batch later
+            raise TextRefused("malformed", f'"{field}" holds a lone UTF-16 surrogate (not a character)')
     if ts is not None and (isinstance(ts, bool) or not isinstance(ts, int | float) or not math.isfinite(ts)):
         raise TextRefused("malformed", '"ts" must be a finite number of unix seconds')
     return text, None if mid is None else str(mid), None if ts is None else float(ts)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import itertools
+import math
 
 import numpy as np
 import pytest
@@ -91,6 +92,15 @@ def test_seeded_batches_are_a_fair_sample_of_a_grouped_file() -> None:
     w = np.arange(6, dtype=np.float32).reshape(6, 1, 1)
     flat = np.concatenate([b[:, 0, 0] for b in latency.make_batches(w, 2, seed=1)])
     assert sorted(flat.tolist()) == [0, 1, 2, 3, 4, 5]
+
+
+def test_text_batches_are_sized_by_their_texts_not_the_widest_one() -> None:
+    # numpy stores texts at the width of the longest: one 200k-character log line must not make the
+    # memory cap cut the cycle to a couple of batches (the rest of the texts never timed)
+    texts = np.array(["x" * 200_000] + ["short text"] * 2999)
+    batches = latency.make_batches(texts, 32, seed=0)
+    assert len(batches) == 3000 // math.gcd(3000, 32)  # the whole cycle
+    assert batches[0].dtype == object and sum(b.nbytes for b in batches) < 1_000_000
 
 
 def recording_variant(name: str, calls: list[str]) -> Variant:

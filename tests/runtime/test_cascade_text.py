@@ -114,3 +114,30 @@ def test_remote_text_cascade_the_consumer_sees_the_teachers_classification(
         assert r["answered_by"] == ("teacher" if esc[i] else "student")
         if esc[i]:
             assert r["student"]["confidence"] < thr and set(r["probs"]) == set(TextEngine(text_bundle).labels)
+
+
+def test_a_text_teacher_refuses_a_lone_surrogate_and_answers_its_batch_mates(
+    rt, broker, mqtt_io, text_bundle
+):
+    """JSON "\\ud800" decodes to a str tokenizers cannot take; it must not fail the teacher batch it joins."""
+    service = EscalationService(EscalationServiceConfig(str(text_bundle), ClientOptions(broker.url)))
+    thread = threading.Thread(target=service.run, daemon=True)
+    thread.start()
+    try:
+        assert service.subscribed.wait(10)
+        listen, publish = mqtt_io
+        out = listen(["edgekit/dev1/escalations/answers"])
+        pub = publish()
+        body = {"device": "dev1", "stream": "notes", "kind": "text"}
+        pub.send("edgekit/dev1/escalations", json.dumps({**body, "id": "a", "text": "is the pump ok?"}))
+        pub.send("edgekit/dev1/escalations", json.dumps({**body, "id": "bad", "text": "half \ud800 a pair"}))
+        pub.send("edgekit/dev1/escalations", json.dumps({**body, "id": "b", "text": "I feel happy today"}))
+        pub.flush()
+        assert rt.wait_until(lambda: len(out.on("answers")) == 2, 10)
+        cs = service.counters
+        assert cs.escalations == 3 and cs.answers == 2 and cs.malformed == 1
+        assert cs.inference_failed == 0
+        assert sorted(a["id"] for a in out.json("answers")) == ["a", "b"]
+    finally:
+        service.stop()
+        thread.join(10)

@@ -40,11 +40,13 @@ def test_text_is_classified_and_every_bad_message_is_counted(rt, broker, mqtt_io
         pub.send(TOPIC, b"caf\xe9 \xff\xfe")  # Latin-1, not UTF-8
         pub.send(TOPIC, b'{"text": "unterminated')  # malformed JSON
         pub.send(TOPIC, json.dumps({"message": "no text field"}))  # JSON without "text"
+        pub.send(TOPIC, json.dumps({"text": "half \ud800 a pair"}))  # a lone surrogate: no character
+        pub.send(TOPIC, json.dumps({"text": "fine", "id": "\udfff"}))
         pub.send(TOPIC, json.dumps({"text": "last", "id": "end"}))
         assert rt.wait_until(lambda: any(r["id"] == "end" for r in out.json("classifications")))
         reports = out.json("classifications")
         errs = dict(d.counters.errors)
-        assert rt.wait_until(lambda: len(out.json("errors")) == 6)
+        assert rt.wait_until(lambda: len(out.json("errors")) == 8)
     assert [r["id"] for r in reports] == ["notes#1", "n-7", "end"]
     engine = TextEngine(text_bundle)
     expected = engine.classify([*good, "last"])
@@ -55,10 +57,11 @@ def test_text_is_classified_and_every_bad_message_is_counted(rt, broker, mqtt_io
         assert list(r["probs"]) == engine.labels and r["label"] == engine.labels[int(p.argmax())]
         np.testing.assert_allclose(list(r["probs"].values()), p, atol=1e-5)
     assert reports[1]["ts"] == 1.5 and "ts" not in reports[0]  # the sender's time is echoed when given
-    assert (errs["empty"], errs["oversized"], errs["not_utf8"], errs["malformed"]) == (2, 1, 1, 2)
+    assert (errs["empty"], errs["oversized"], errs["not_utf8"], errs["malformed"]) == (2, 1, 1, 4)
+    assert errs.get("inference_failed", 0) == 0  # a bad message never takes its batch mates down with it
     kinds = sorted(e["kind"] for e in out.json("errors"))
-    assert kinds == ["empty", "empty", "malformed", "malformed", "not_utf8", "oversized"]
-    assert d.counters.windows == 3 and d.counters.reports == 3 and d.counters.messages == 9
+    assert kinds == ["empty", "empty", *["malformed"] * 4, "not_utf8", "oversized"]
+    assert d.counters.windows == 3 and d.counters.reports == 3 and d.counters.messages == 11
 
 
 def test_a_burst_is_classified_in_micro_batches_like_one_by_one(rt, broker, mqtt_io, text_bundle):

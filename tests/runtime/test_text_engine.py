@@ -125,6 +125,12 @@ def test_tokenizers_whose_cut_is_not_exact_are_never_cut():
     spaced = tok(pre_tokenizers.Whitespace())
     spaced.add_tokens([AddedToken("pump room", normalized=False)])
     assert prefix_cut_chars(spaced, 16) is None
+    nfkc = tok(pre_tokenizers.Whitespace(), normalizers.NFKC())
+    nfkc.add_tokens([AddedToken("x\u00a8y", normalized=True)])  # NFKC: "x \u0308y", a space inside
+    assert prefix_cut_chars(nfkc, 16) is None
+    raw = tok(pre_tokenizers.Whitespace(), normalizers.NFKC())
+    raw.add_tokens([AddedToken("x\u00a8y", normalized=False)])  # matched as written: no space
+    assert prefix_cut_chars(raw, 16) == 128
 
 
 def test_self_test_refuses_a_tokenizer_that_disagrees_with_the_exporter(engine, text_bundle, tmp_path):
