@@ -57,7 +57,8 @@ def register(sub: argparse._SubParsersAction) -> None:
         "--seed",
         type=int,
         default=0,
-        help="seed of the per-round random order and of the order held-out inputs are drawn in",
+        help="seed of the per-round random order and of the order held-out inputs are drawn in (model-only;"
+        " --e2e replays texts in seed 0's order)",
     )
     e2e = p.add_argument_group("end to end through a broker (--e2e)")
     e2e.add_argument("--e2e", action="store_true", help="time the daemon through a real MQTT broker")
