@@ -176,14 +176,12 @@ def targets(reports: list[dict[str, Any]], latency: dict[str, Any], students: li
             out.append(
                 f"- {name} {mode}: retention {ret:.3f}, {speed:.1f}x faster: {'meets ' + ' and '.join(met) if met else 'meets neither'}"
             )
-        per_seed = [r["students"][name]["retention"] for r in reports if name in r.get("students", {})]
-        if len(per_seed) > 1:  # one seed's model was timed; say whether the others keep its quality
-            below = [
-                r["seed"] for r in reports if r.get("students", {}).get(name, {}).get("retention", 1) < 0.90
-            ]
+        kept = {r["seed"]: r["students"][name]["retention"] for r in reports if name in r.get("students", {})}
+        if len(kept) > 1:  # one seed's model was timed; say whether the others keep its quality
+            below = [seed for seed, v in kept.items() if v < 0.90]
             out.append(
-                f"  {name} FP32 retention over seeds {[r['seed'] for r in reports]}: mean {np.mean(per_seed):.3f}, "
-                f"min {min(per_seed):.3f}; below 90% on seeds {below or 'none'}"
+                f"  {name} FP32 retention over seeds {list(kept)}: mean {np.mean(list(kept.values())):.3f}, "
+                f"min {min(kept.values()):.3f}; below 90% on seeds {below or 'none'}"
             )
     return out
 

@@ -17,7 +17,12 @@ import time
 import numpy as np
 
 from edgekit.bench.text import load_texts
+from edgekit.profiles import load_profile
 from edgekit.runtime.text import TextEngine
+
+# calls per model at batch 1 of benchmarks/text_distill_table.py before 2026-12-08, when it timed the
+# held-out file's head in file order: this script prints what that head looks like beside the whole file
+OLD_HEAD = 300
 
 
 def main() -> None:
@@ -27,8 +32,6 @@ def main() -> None:
     ap.add_argument("--repeats", type=int, default=3)
     ap.add_argument("--profile", default="x86-gateway")
     args = ap.parse_args()
-    from edgekit.profiles import load_profile
-
     profile = load_profile(args.profile)
     cut = TextEngine(args.bundle, profile)
     whole = TextEngine(args.bundle, profile)
@@ -64,6 +67,7 @@ def main() -> None:
         f"{(lengths > cut.cut_chars).sum()} longer than the cut ({cut.cut_chars} chars); "
         f"max_length {cut.max_length}; {args.repeats} repeats, interleaved; ids identical on every text"
     )
+    print(f"the first {OLD_HEAD} texts in file order: median {np.median(lengths[:OLD_HEAD]):.0f} chars")
     print(
         "| engine | tokenize p50 / p99 / mean us (all) | tokenize p50 / mean us (longer than the cut) | tok+infer p50 / p99 us |"
     )
